@@ -1,0 +1,3 @@
+"""Disaster recovery for the Arke IPFS archive."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The Arke domain: manifests, events, snapshots, the index pointer, tips. No I/O."""

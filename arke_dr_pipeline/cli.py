@@ -1,0 +1,195 @@
+"""`arke-dr`: every operation from a shell, with Dagster gone entirely."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from functools import wraps
+
+import click
+
+from . import __version__
+from .arke.models import ArkeDecodeError
+from .dr.chain import ChainError
+from .dr.config import Settings
+from .dr.dagcheck import BackupInvalid
+from .dr.lock import LockBusy
+from .dr.pointer import ArchiveError
+from .dr.restore import RestoreRefused
+from .ipld.car import CarError
+from .ipld.cid import CIDError
+from .kubo.client import KuboClient, api_url_from_env
+from .kubo.errors import KuboError
+
+EXPECTED = (KuboError, ArchiveError, BackupInvalid, CarError, CIDError, ArkeDecodeError,
+            ChainError, LockBusy, RestoreRefused, ValueError, OSError)
+
+
+def _fail(msg: str, code: int = 1):
+    click.echo(f"arke-dr: error: {' '.join(str(msg).split())}", err=True)
+    sys.exit(code)
+
+
+def operation(fn):
+    """One clear line and a non-zero exit for every failure we know of."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BackupInvalid as exc:
+            _fail(f"backup invalid: {exc}")
+        except EXPECTED as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+def _out(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+class Ctx:
+    def __init__(self, api: str, timeout: float):
+        self.settings = replace(Settings(), api_url=api, timeout=timeout)
+
+    def client(self, **kw) -> KuboClient:
+        kw.setdefault("timeout", self.settings.timeout)
+        return KuboClient(self.settings.api_url, long_timeout=self.settings.export_timeout, **kw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="arke-dr")
+@click.option("--api", default=api_url_from_env, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
+              help="Kubo RPC URL.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds per RPC call.")
+@click.pass_context
+def main(ctx, api: str, timeout: float):
+    """Disaster recovery for the Arke IPFS archive."""
+    try:
+        ctx.obj = Ctx(api, timeout)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@main.command()
+@click.pass_obj
+@operation
+def doctor(obj: Ctx):
+    """Check the node: print its ID and Kubo version."""
+    with obj.client(retries=0, timeout=min(obj.settings.timeout, 8.0)) as client:
+        ident = client.id()
+        version = client.version()
+        if "Version" not in version or "ID" not in ident:
+            raise KuboError("version", None, "the node at this URL is not Kubo")
+    click.echo(f"node {ident['ID']}")
+    click.echo(f"kubo {version['Version']} ({version.get('System', '?')}, {version.get('Golang', '?')})")
+    click.echo(f"api  {obj.settings.api_url}")
+
+
+@main.command("gen-test-data")
+@click.option("--entities", type=int, default=0, help="0: the seed's scenario (A, B, C; six events).")
+@click.option("--events", type=int, default=None, help="Total events (default: 1-3 versions, long tail).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--image-fraction", type=float, default=0.05, show_default=True,
+              help="Share of versions that add a multi-block image.")
+@click.option("--image-size", type=(int, int), default=(300_000, 700_000), show_default=True)
+@click.pass_obj
+@operation
+def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size):
+    """Fill an empty node with an archive to test on."""
+    from .dr.testdata import GenSpec, generate, seed_scenario
+
+    with obj.client() as client:
+        if entities == 0:
+            result = seed_scenario(client, obj.settings)
+        else:
+            spec = GenSpec(entities=entities, events=events, seed=seed, image_fraction=image_fraction,
+                           image_min=image_size[0], image_max=image_size[1])
+            result = generate(client, obj.settings, spec)
+    _out(result.summary())
+
+
+@main.command("build-snapshot")
+@click.option("--wait", is_flag=True, help="Wait for a running build instead of failing.")
+@click.option("--trigger", default="manual", show_default=True)
+@click.pass_obj
+@operation
+def build_snapshot_cmd(obj: Ctx, wait, trigger):
+    """Snapshot the newest version of every entity; prints the snapshot CID."""
+    from .dr.snapshot import build_snapshot
+
+    with obj.client() as client:
+        result = build_snapshot(client, obj.settings, wait=wait, trigger=trigger)
+    click.echo(result.snapshot_cid)
+
+
+@main.command("export-car")
+@click.argument("snapshot_cid", required=False)
+@click.pass_obj
+@operation
+def export_car_cmd(obj: Ctx, snapshot_cid):
+    """Inventory, pin and export the latest snapshot; prints the CAR path."""
+    from .dr.export import build_inventory, export_car, pin_set
+
+    with obj.client() as client:
+        inv = build_inventory(client, obj.settings, snapshot_cid)
+        pin_set(client, inv.snapshot_cid, inv.path)
+        result = export_car(client, obj.settings, inv.snapshot_cid, inventory=inv.path)
+    if inv.removed:
+        click.echo(f"warning: {inv.removed} CIDs of the previous inventory are gone", err=True)
+    click.echo(result.car_path)
+
+
+@main.command("verify-snapshot")
+@click.argument("snapshot_cid", required=False)
+@click.pass_obj
+@operation
+def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
+    """Check a snapshot (default: the latest): no duplicate PIs, valid CIDs, size."""
+    from .dr.verify import verify_snapshot
+
+    with obj.client() as client:
+        report = verify_snapshot(client, obj.settings.index_pointer_path, snapshot_cid)
+    _out(report)
+    if not report["ok"]:
+        failed = [k for k, v in report["checks"].items() if not v]
+        _fail(f"snapshot {report['snapshot_cid']} fails: {', '.join(failed)}")
+
+
+@main.command("verify-car")
+@click.argument("car", type=click.Path(dir_okay=False))
+@click.option("--snapshot", "snapshot_cid", default=None, help="Snapshot CID (default: the root).")
+@click.option("--seq", type=int, default=None, help="Check the snapshot with this seq instead.")
+@operation
+def verify_car_cmd(car, snapshot_cid, seq):
+    """Verify a CAR offline: every block, every link, the whole archive."""
+    from .dr.verify import verify_car
+
+    report, _ = verify_car(car, snapshot_cid=snapshot_cid, seq=seq)
+    _out(report)
+
+
+@main.command()
+@click.argument("car", type=click.Path(dir_okay=False))
+@click.argument("snapshot_cid", required=False)
+@click.option("--seq", type=int, default=None, help="Restore an older snapshot (point in time).")
+@click.option("--force", is_flag=True, help="Replace a different archive already on the node.")
+@click.option("--wait-timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+@operation
+def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
+    """Rebuild the archive on a node from one CAR."""
+    from .dr.restore import restore as do_restore
+
+    with obj.client() as client:
+        result = do_restore(client, obj.settings, car, snapshot_cid=snapshot_cid, seq=seq,
+                            force=force, wait_timeout=wait_timeout)
+    _out(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The operations: plain functions over arke/, ipld/ and kubo/. No Dagster here."""

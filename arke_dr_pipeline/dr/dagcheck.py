@@ -1,0 +1,189 @@
+"""Checking a stream of blocks as a complete, well-formed Arke backup.
+
+One pass, any source (a CAR file, a node's blocks as they are exported):
+each block is counted by role and codec, its links are tracked until seen,
+and what the archive's semantics need is kept compactly (per manifest and
+per event: PI, version, prev). Memory grows with the number of CIDs, never
+with the bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..arke.models import (
+    CHUNK_SCHEMA, EVENT_SCHEMA, MANIFEST_SCHEMA, SNAPSHOT_V1, SNAPSHOT_V2, ArkeDecodeError, Event,
+    Manifest, SnapshotEntry, SnapshotHeader, decode_chunk,
+)
+from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
+from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
+
+ROLES = ("snapshots", "events", "manifests", "components")
+
+
+class BackupInvalid(ValueError):
+    """The first thing wrong with a backup, naming the CID."""
+
+    def __init__(self, cid: bytes | str | None, problem: str):
+        self.cid = cid_str(cid) if isinstance(cid, bytes) else cid
+        self.problem = problem
+        super().__init__(f"{self.cid}: {problem}" if self.cid else problem)
+
+
+@dataclass
+class DagCheck:
+    roots: list[bytes]
+    seen: set[bytes] = field(default_factory=set)
+    pending: dict[bytes, bytes] = field(default_factory=dict)
+    blocks: Counter = field(default_factory=Counter)
+    bytes: Counter = field(default_factory=Counter)
+    codecs: Counter = field(default_factory=Counter)
+    manifests: dict[bytes, tuple[str, int, bytes | None]] = field(default_factory=dict)
+    events: dict[bytes, tuple[str, int, bytes | None]] = field(default_factory=dict)
+    snapshots: dict[bytes, SnapshotHeader] = field(default_factory=dict)
+    chunks: dict[bytes, list[SnapshotEntry]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for r in self.roots:
+            self.pending[r] = b""
+
+    def add(self, cid: bytes, data: bytes) -> str:
+        """Account for one block already hashed against its CID; returns its role."""
+        if cid in self.seen:
+            raise BackupInvalid(cid, "duplicate block")
+        self.seen.add(cid)
+        self.pending.pop(cid, None)
+        codec = split_cid(cid)[1]
+        try:
+            role, links = self._classify(cid, codec, data)
+        except (BlockDecodeError, ArkeDecodeError) as exc:
+            raise BackupInvalid(cid, str(exc)) from None
+        self.blocks[role] += 1
+        self.bytes[role] += len(data)
+        self.codecs[CODEC_NAMES[codec]] += 1
+        for link in links:
+            if link not in self.seen and split_cid(link)[2] != IDENTITY:
+                self.pending.setdefault(link, cid)
+        return role
+
+    def _classify(self, cid: bytes, codec: int, data: bytes) -> tuple[str, list[bytes]]:
+        if codec == RAW:
+            return "components", []
+        if codec == DAG_PB:
+            return "components", dag_pb_links(data)
+        if codec == DAG_CBOR:
+            value, links = dag_cbor_links(data)
+            if isinstance(value, dict) and value.get("schema") == MANIFEST_SCHEMA:
+                m = Manifest.decode(value, f"manifest {cid_str(cid)}")
+                self.manifests[cid] = (sys.intern(m.pi), m.ver, m.prev)
+                return "manifests", links
+            return "components", links
+        if codec == DAG_JSON:
+            value, links = dag_json_links(data)
+            schema = value.get("schema") if isinstance(value, dict) else None
+            if schema == EVENT_SCHEMA:
+                e = Event.decode(value, f"event {cid_str(cid)}")
+                self.events[cid] = (sys.intern(e.pi), e.ver, e.prev)
+                return "events", links
+            if schema in (SNAPSHOT_V1, SNAPSHOT_V2):
+                self.snapshots[cid] = SnapshotHeader.decode(value, f"snapshot {cid_str(cid)}")
+                return "snapshots", links
+            if schema == CHUNK_SCHEMA:
+                self.chunks[cid] = decode_chunk(value, f"snapshot chunk {cid_str(cid)}")
+                return "snapshots", links
+            return "components", links
+        raise BackupInvalid(cid, f"unknown codec 0x{codec:x}")
+
+    def entries_of(self, snap: bytes) -> list[SnapshotEntry]:
+        header = self.snapshots[snap]
+        if header.entries is not None:
+            return header.entries
+        out: list[SnapshotEntry] = []
+        for c in header.chunks or []:
+            if c not in self.chunks:
+                raise BackupInvalid(c, "snapshot chunk missing or not a chunk")
+            out.extend(self.chunks[c])
+        return out
+
+    def chain_length(self, head: bytes) -> int:
+        n, cur = 0, head
+        while cur is not None:
+            ev = self.events.get(cur)
+            if ev is None:
+                raise BackupInvalid(cur, "event chain broken: block missing or not an event")
+            n += 1
+            cur = ev[2]
+        return n
+
+    def snapshot_by_seq(self, root: bytes, seq: int) -> bytes:
+        cur: bytes | None = root
+        while cur is not None:
+            header = self.snapshots.get(cur)
+            if header is None:
+                raise BackupInvalid(cur, "not a snapshot in this CAR")
+            if header.seq == seq:
+                return cur
+            cur = header.prev_snapshot
+        raise BackupInvalid(root, f"no snapshot with seq {seq} through prev_snapshot")
+
+    def finish(self, snapshot: bytes) -> dict:
+        """Semantic checks of one snapshot; the report for it."""
+        if self.pending:
+            missing, parent = next(iter(self.pending.items()))
+            who = f"linked from {cid_str(parent)}" if parent else "a root"
+            raise BackupInvalid(missing, f"block missing ({who}); {len(self.pending)} missing in all")
+        if snapshot not in self.snapshots:
+            raise BackupInvalid(snapshot, "snapshot not in the CAR")
+        header = self.snapshots[snapshot]
+        entries = self.entries_of(snapshot)
+        pis: set[str] = set()
+        for e in entries:
+            if e.pi in pis:
+                raise BackupInvalid(snapshot, f"duplicate PI {e.pi}")
+            pis.add(e.pi)
+            self._check_entry(e)
+        if header.total_count != len(entries):
+            raise BackupInvalid(snapshot, f"total_count {header.total_count} but {len(entries)} entries")
+        for cid, (pi, ver, prev) in self.manifests.items():
+            if prev is None:
+                if ver != 1:
+                    raise BackupInvalid(cid, f"manifest {pi} ver {ver} has no prev")
+                continue
+            older = self.manifests.get(prev)
+            if older is None:
+                raise BackupInvalid(prev, f"prev of manifest {pi} ver {ver} is not a manifest")
+            if older[0] != pi or older[1] != ver - 1:
+                raise BackupInvalid(cid, f"manifest {pi} ver {ver}: prev is {older[0]} ver {older[1]}")
+        for cid, (pi, ver, prev) in self.events.items():
+            if prev is not None and prev not in self.events:
+                raise BackupInvalid(prev, f"prev of event {cid_str(cid)} is not an event")
+        event_count = self.chain_length(parse_cid(header.event_cid)) if header.event_cid else 0
+        prev = header.prev_snapshot
+        while prev is not None:
+            if prev not in self.snapshots:
+                raise BackupInvalid(prev, "prev_snapshot is not a snapshot")
+            prev = self.snapshots[prev].prev_snapshot
+        return {
+            "snapshot_cid": cid_str(snapshot), "seq": header.seq, "schema": header.schema,
+            "event_cid": header.event_cid, "ts": header.ts, "entity_count": len(entries),
+            "event_count": event_count, "manifest_count": len(self.manifests),
+            "block_count": len(self.seen),
+            "blocks_by_role": {r: self.blocks[r] for r in ROLES},
+            "bytes_by_role": {r: self.bytes[r] for r in ROLES},
+            "blocks_by_codec": dict(sorted(self.codecs.items())),
+            "snapshots": {str(h.seq): cid_str(c) for c, h in self.snapshots.items()},
+        }
+
+    def _check_entry(self, e: SnapshotEntry) -> None:
+        m = self.manifests.get(e.tip_cid)
+        if m is None:
+            raise BackupInvalid(e.tip_cid, f"tip of {e.pi} is not a manifest")
+        if m[0] != e.pi or m[1] != e.ver:
+            raise BackupInvalid(e.tip_cid, f"tip of {e.pi} ver {e.ver} is {m[0]} ver {m[1]}")
+        ev = self.events.get(e.chain_cid)
+        if ev is None:
+            raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} is not an event")
+        if ev[0] != e.pi or ev[1] != e.ver:
+            raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} ver {e.ver} is {ev[0]} ver {ev[1]}")

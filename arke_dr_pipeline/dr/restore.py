@@ -1,0 +1,136 @@
+"""Restore the whole archive from one CAR, on any node, empty or not.
+
+Nothing touches the node until the CAR has verified offline. Then: import
+the blocks (harmless: MFS is unchanged), install the tip tree in one swap,
+and write the index pointer last, so a pointer never names a half-built
+index. Rerunning after any interruption completes the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..arke.models import POINTER_SCHEMA, IndexPointer
+from ..ipld.cid import cid_str, parse_cid
+from ..kubo.client import KuboClient
+from .config import Settings
+from .dagcheck import BackupInvalid
+from .lock import exclusive
+from .pointer import read_pointer
+from .progress import log
+from .snapshot import load_snapshot, now_ts
+from .tips import install_tips, read_tips
+from .verify import read_sidecar, verify_car
+
+
+class RestoreRefused(RuntimeError):
+    """The node holds something else; restoring would overwrite it."""
+
+
+@dataclass
+class RestorePlan:
+    car: Path
+    snapshot_cid: str
+    report: dict
+
+
+def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None,
+                 seq: int | None = None) -> RestorePlan:
+    """Verify the CAR offline and choose the snapshot: explicit, sidecar, or root."""
+    car = Path(car_path)
+    if not car.is_file():
+        raise BackupInvalid(None, f"{car}: no such file")
+    chosen = snapshot_cid
+    if chosen is None:
+        sidecar = read_sidecar(car)
+        chosen = sidecar.get("snapshot_cid") if sidecar else None
+    report, _check = verify_car(car, snapshot_cid=chosen, seq=seq)
+    return RestorePlan(car, report["snapshot_cid"], report)
+
+
+def _target_pointer(report: dict, entity_count: int) -> dict:
+    return {
+        "schema": POINTER_SCHEMA, "event_head": report["event_cid"],
+        "event_count": report["event_count"], "latest_snapshot_cid": report["snapshot_cid"],
+        "snapshot_event_cid": report["event_cid"], "snapshot_seq": report["seq"],
+        "snapshot_count": entity_count, "snapshot_ts": report["ts"], "total_count": entity_count,
+        "snapshot_event_count": report["event_count"], "last_snapshot_trigger": "restore",
+    }
+
+
+def _differences(current: IndexPointer, target: dict) -> list[str]:
+    keys = ("event_head", "latest_snapshot_cid")
+    return [f"{k}: node has {current.raw.get(k)}, backup has {target[k]}"
+            for k in keys if current.raw.get(k) != target[k]]
+
+
+def check_target(client: KuboClient, settings: Settings, target: dict, force: bool) -> None:
+    current = read_pointer(client, settings.index_pointer_path)
+    if current is not None:
+        diffs = _differences(current, target)
+        if diffs and not force:
+            raise RestoreRefused(
+                f"the node already holds a different archive ({'; '.join(diffs)}); "
+                "pass --force to replace it"
+            )
+    elif client.files_stat(settings.index_root) is not None and not force:
+        staging = client.files_stat(f"{settings.index_root}.restore-staging")
+        if staging is None:
+            raise RestoreRefused(
+                f"the node has {settings.index_root} but no index pointer; pass --force to replace it"
+            )
+
+
+def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
+            snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
+            wait_timeout: float = 60.0) -> dict:
+    started = time.monotonic()
+    with exclusive(settings.lock_dir, "restore"):
+        client.wait_until_ready(wait_timeout)
+        plan = plan_restore(car_path, snapshot_cid=snapshot_cid, seq=seq)
+        report = plan.report
+        target = _target_pointer(report, report["entity_count"])
+        check_target(client, settings, target, force)
+        log(f"importing {plan.car.name} ({report['block_count']} blocks)")
+        with open(plan.car, "rb") as fh:
+            client.dag_import(fh, pin_roots=True)
+        if plan.snapshot_cid not in report["roots"]:
+            client.pin_add(plan.snapshot_cid)
+        _header, entries = load_snapshot(client, plan.snapshot_cid)
+        ordered = [entries[pi] for pi in sorted(entries)]
+        install_tips(client, settings.index_root, ordered)
+        current = read_pointer(client, settings.index_pointer_path)
+        pointer = dict(current.raw) if current else {}
+        pointer.update(target)
+        pointer["last_updated"] = now_ts()
+        client.files_write(settings.index_pointer_path, json.dumps(pointer, indent=2).encode() + b"\n")
+        verified = verify_restored(client, settings, ordered, target)
+    result = {
+        "snapshot_cid": plan.snapshot_cid, "entity_count": len(ordered), "restored": True,
+        "seq": report["seq"], "event_head": report["event_cid"],
+        "event_count": report["event_count"], "blocks": report["block_count"],
+        "tips_verified": verified, "car": str(plan.car),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    log(f"restored {len(ordered)} entities from {plan.car.name} (seq {report['seq']})")
+    return result
+
+
+def verify_restored(client: KuboClient, settings: Settings, entries, target: dict) -> int:
+    tips = read_tips(client, settings.index_root) or {}
+    for e in entries:
+        got = tips.get(e.pi)
+        if got != cid_str(e.tip_cid):
+            raise BackupInvalid(e.tip_cid, f"tip file of {e.pi} reads {got!r} after restore")
+    if len(tips) != len(entries):
+        extra = sorted(set(tips) - {e.pi for e in entries})[:3]
+        raise BackupInvalid(None, f"{len(tips) - len(entries)} tip files not in the snapshot: {extra}")
+    pointer = read_pointer(client, settings.index_pointer_path)
+    if pointer is None or any(pointer.raw.get(k) != v for k, v in target.items()):
+        raise BackupInvalid(None, "the index pointer does not read back as written")
+    parse_cid(target["event_head"])
+    return len(tips)

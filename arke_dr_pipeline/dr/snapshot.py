@@ -1,0 +1,173 @@
+"""Build a snapshot: the newest version of every entity, from the event chain.
+
+Order of writes, so that a crash never leaves a pointer to nothing: the
+snapshot blocks, then `snapshots/snapshot-{seq}.json`, then the index
+pointer's snapshot fields, then `snapshots/latest.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from ..arke.models import SnapshotEntry, SnapshotHeader
+from ..arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
+from ..ipld.cid import cid_str, parse_cid
+from ..kubo.client import KuboClient
+from .chain import ChainError, walk_events
+from .config import Settings
+from .files import atomic_write_json
+from .lock import exclusive
+from .pointer import ArchiveError, require_pointer, update_snapshot_fields
+from .progress import log, progress
+from .tips import read_tips
+
+
+@dataclass
+class SnapshotResult:
+    snapshot_cid: str
+    seq: int
+    event_cid: str
+    entity_count: int
+    new_events: int
+    event_count: int
+    block_bytes: int
+    schema: str
+    seconds: float
+    created: bool
+    incremental: bool
+    anomalies: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def now_ts() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[str, SnapshotEntry]]:
+    header = decode_snapshot(client.block_get(cid), f"snapshot {cid}")
+    entries = {
+        e.pi: e
+        for e in snapshot_entries(header, lambda c: client.block_get(cid_str(c)))
+    }
+    return header, entries
+
+
+def build_snapshot(
+    client: KuboClient, settings: Settings, *, wait: bool = False, trigger: str = "manual",
+    check_tips: bool = True,
+) -> SnapshotResult:
+    with exclusive(settings.lock_dir, "snapshot-build", wait=wait):
+        return _build(client, settings, trigger=trigger, check_tips=check_tips)
+
+
+def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: bool) -> SnapshotResult:
+    started = time.monotonic()
+    pointer = require_pointer(client, settings.index_pointer_path)
+    head = pointer.event_head
+    if not head:
+        raise ArchiveError("the index pointer has no event_head: nothing to snapshot yet")
+    anomalies: list[str] = []
+    prev_cid = pointer.latest_snapshot_cid
+    entries: dict[str, SnapshotEntry] = {}
+    stop = None
+    seq = 1
+    if prev_cid:
+        prev_header, entries = load_snapshot(client, prev_cid)
+        stop = prev_header.event_cid or None
+        seq = prev_header.seq + 1
+        if stop == head:
+            log(f"snapshot {prev_cid} (seq {prev_header.seq}) is up to date with the event head")
+            return SnapshotResult(
+                prev_cid, prev_header.seq, head, len(entries), 0, pointer.event_count, 0,
+                prev_header.schema, time.monotonic() - started, False, True,
+            )
+    newest: dict[str, SnapshotEntry] = {}
+    walked = 0
+    last_prev: bytes | None = b""
+    bar = progress("walking event chain", unit="events")
+    try:
+        for cid, ev in walk_events(client, head, stop):
+            walked += 1
+            bar.update()
+            last_prev = ev.prev
+            seen = newest.get(ev.pi)
+            if seen is None:
+                newest[ev.pi] = SnapshotEntry(ev.pi, ev.ver, ev.tip_cid, ev.ts, cid)
+            elif ev.ver >= seen.ver:
+                anomalies.append(
+                    f"{ev.pi}: event {cid_str(cid)} has ver {ev.ver}, not older than ver {seen.ver} after it"
+                )
+    finally:
+        bar.close()
+    if stop and last_prev is None:
+        raise ChainError(
+            f"the previous snapshot's event {stop} is not in the chain from {head}; "
+            "rebuild from scratch with --full"
+        )
+    for pi, entry in newest.items():
+        old = entries.get(pi)
+        if old is not None and entry.ver < old.ver:
+            anomalies.append(f"{pi}: ver goes backwards from {old.ver} to {entry.ver}")
+        entries[pi] = entry
+    ordered = [entries[pi] for pi in sorted(entries)]
+    if check_tips:
+        anomalies.extend(compare_tips(client, settings, ordered))
+    for a in anomalies[:20]:
+        log(f"warning: {a}")
+    if len(anomalies) > 20:
+        log(f"warning: {len(anomalies) - 20} more anomalies")
+
+    ts = now_ts()
+    root, blocks = encode_snapshot(
+        seq=seq, ts=ts, event_cid=head, prev_snapshot=parse_cid(prev_cid) if prev_cid else None,
+        entries=ordered,
+    )
+    for cid, data in blocks:
+        got = client.block_put(data, cid_codec="dag-json")
+        if got != cid_str(cid):
+            raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
+    snapshot_cid = cid_str(root)
+    schema = decode_snapshot(blocks[-1][1]).schema
+    event_count = pointer.event_count if prev_cid is None else pointer.snapshot_event_count + walked
+    if prev_cid is None:
+        event_count = walked
+    result = SnapshotResult(
+        snapshot_cid, seq, head, len(ordered), walked, event_count,
+        sum(len(d) for _, d in blocks), schema, 0.0, True, prev_cid is not None, anomalies,
+    )
+    meta = {
+        "snapshot_cid": snapshot_cid, "seq": seq, "ts": ts, "event_cid": head,
+        "total_count": len(ordered), "event_count": event_count, "new_events": walked,
+        "prev_snapshot": prev_cid, "schema": schema, "blocks": len(blocks),
+        "bytes": result.block_bytes, "trigger": trigger,
+    }
+    atomic_write_json(settings.snapshots_dir / f"snapshot-{seq}.json", meta)
+    update_snapshot_fields(client, settings.index_pointer_path, {
+        "latest_snapshot_cid": snapshot_cid, "snapshot_event_cid": head, "snapshot_seq": seq,
+        "snapshot_count": len(ordered), "snapshot_ts": ts, "snapshot_event_count": event_count,
+        "last_snapshot_trigger": trigger,
+    })
+    atomic_write_json(settings.snapshots_dir / "latest.json", meta)
+    result.seconds = time.monotonic() - started
+    log(f"snapshot {snapshot_cid}: seq {seq}, {len(ordered)} entities, {walked} new events, "
+        f"{result.seconds:.1f}s")
+    return result
+
+
+def compare_tips(client: KuboClient, settings: Settings, entries: list[SnapshotEntry]) -> list[str]:
+    """Tip files that disagree with the chain: reported, never silently chosen."""
+    tips = read_tips(client, settings.index_root)
+    if tips is None:
+        return [f"no tip tree at {settings.index_root}"]
+    out = []
+    for e in entries:
+        tip = tips.get(e.pi)
+        if tip is None:
+            out.append(f"{e.pi}: no tip file")
+        elif tip != cid_str(e.tip_cid):
+            out.append(f"{e.pi}: tip file says {tip}, newest event says {cid_str(e.tip_cid)}")
+    return out

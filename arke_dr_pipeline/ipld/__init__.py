@@ -1,0 +1,1 @@
+"""Offline IPLD: CIDs, CAR v1 framing, link extraction. No node, no Dagster."""

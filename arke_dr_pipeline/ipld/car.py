@@ -1,0 +1,193 @@
+"""CAR v1 framing, streamed: varint length, CID, block bytes.
+
+No maintained Python library streams CARs with verification, so this is
+ours. The reader never holds more than one section; a section larger than
+`MAX_SECTION` is refused before it is read, so a corrupt length cannot make
+us allocate gigabytes. CARv2 files are read through their inner CARv1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import cbrrr
+
+from .cid import CIDError, check_block, cid_str, split_cid, uvarint
+
+MAX_SECTION = 8 << 20
+MAX_HEADER = 1 << 20
+CARV2_PRAGMA = bytes.fromhex("0aa16776657273696f6e02")
+
+
+class CarError(ValueError):
+    """A CAR that is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Block:
+    cid: bytes
+    data: bytes
+    offset: int
+
+
+class CarReader:
+    """Iterate blocks of a CAR from a binary stream, checking framing.
+
+    `verify=True` hashes every block against its CID. `sha256` accumulates
+    the hash of every byte read, so a sidecar's checksum costs no second pass.
+    """
+
+    def __init__(self, stream: BinaryIO, *, verify: bool = True, hash_bytes: bool = False):
+        self._stream = stream
+        self._verify = verify
+        self._sha = hashlib.sha256() if hash_bytes else None
+        self.offset = 0
+        self._limit: int | None = None
+        self.version = 1
+        self.roots = self._read_header()
+
+    @property
+    def sha256(self) -> str | None:
+        return self._sha.hexdigest() if self._sha else None
+
+    def _read(self, n: int) -> bytes:
+        if self._limit is not None:
+            n = min(n, self._limit - self.offset)
+        data = self._stream.read(n)
+        if self._sha is not None:
+            self._sha.update(data)
+        self.offset += len(data)
+        return data
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        data = self._read(n)
+        while len(data) < n:
+            more = self._read(n - len(data))
+            if not more:
+                raise CarError(f"truncated CAR: {what} ends at byte {self.offset}")
+            data += more
+        return data
+
+    def _read_varint(self, what: str) -> int | None:
+        """None at a clean end of file."""
+        value, shift, start = 0, 0, self.offset
+        for i in range(9):
+            b = self._read(1)
+            if not b:
+                if i == 0:
+                    return None
+                raise CarError(f"truncated CAR: {what} length ends at byte {self.offset}")
+            value |= (b[0] & 0x7F) << shift
+            if not b[0] & 0x80:
+                return value
+            shift += 7
+        raise CarError(f"malformed CAR: {what} length at byte {start} is not a varint")
+
+    def _read_header(self) -> list[bytes]:
+        length = self._read_varint("header")
+        if length is None:
+            raise CarError("empty file: not a CAR")
+        if length == 0 or length > MAX_HEADER:
+            raise CarError(f"not a CAR: header length {length}")
+        raw = self._read_exact(length, "header")
+        if uvarint(length) + raw == CARV2_PRAGMA:
+            return self._enter_v2()
+        return self._parse_v1_header(raw)
+
+    def _parse_v1_header(self, raw: bytes) -> list[bytes]:
+        try:
+            header = cbrrr.decode_dag_cbor(raw, cid_ctor=bytes)
+        except Exception:
+            raise CarError("not a CAR: header is not dag-cbor") from None
+        if not isinstance(header, dict) or header.get("version") != 1:
+            raise CarError(f"not a CAR v1: header {header!r:.80}")
+        roots = header.get("roots")
+        if not isinstance(roots, list) or not all(isinstance(r, bytes) for r in roots):
+            raise CarError("malformed CAR header: roots is not a list of CIDs")
+        if not roots:
+            raise CarError("CAR header has no roots")
+        return roots
+
+    def _enter_v2(self) -> list[bytes]:
+        self.version = 2
+        fixed = self._read_exact(40, "CARv2 header")
+        data_offset = int.from_bytes(fixed[16:24], "little")
+        data_size = int.from_bytes(fixed[24:32], "little")
+        if data_offset < self.offset:
+            raise CarError("malformed CARv2: data offset inside the header")
+        self._read_exact(data_offset - self.offset, "CARv2 padding")
+        self._limit = data_offset + data_size
+        length = self._read_varint("inner header")
+        if length is None or length == 0 or length > MAX_HEADER:
+            raise CarError("malformed CARv2: inner CARv1 header missing")
+        return self._parse_v1_header(self._read_exact(length, "inner header"))
+
+    def __iter__(self) -> Iterator[Block]:
+        while True:
+            start = self.offset
+            length = self._read_varint("section")
+            if length is None:
+                return
+            if length > MAX_SECTION:
+                raise CarError(f"section at byte {start} claims {length} bytes, over the limit")
+            section = self._read_exact(length, f"section at byte {start}")
+            try:
+                end = split_cid(section)[0]
+            except CIDError as exc:
+                raise CarError(f"bad CID in section at byte {start}: {exc}") from None
+            cid = section[:end]
+            data = section[end:]
+            if self._verify:
+                try:
+                    check_block(cid, data)
+                except CIDError as exc:
+                    raise CarError(f"block {cid_str(cid)} at byte {start}: {exc}") from None
+            yield Block(cid, data, start)
+
+
+def car_header(roots: list[bytes]) -> bytes:
+    raw = cbrrr.encode_dag_cbor({"roots": [cbrrr.CID(r) for r in roots], "version": 1})
+    return uvarint(len(raw)) + raw
+
+
+def car_section(cid: bytes, data: bytes) -> bytes:
+    return uvarint(len(cid) + len(data)) + cid + data
+
+
+class CarWriter:
+    """Write a CAR to `path` through a temporary file renamed on close."""
+
+    def __init__(self, path: str | os.PathLike, roots: list[bytes]):
+        self.path = os.fspath(path)
+        self._tmp = f"{self.path}.partial"
+        self._fh = open(self._tmp, "wb")
+        self._fh.write(car_header(roots))
+        self.blocks = 0
+
+    def add(self, cid: bytes, data: bytes) -> None:
+        self._fh.write(car_section(cid, data))
+        self.blocks += 1
+
+    def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._fh.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> CarWriter:
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,143 @@
+"""CIDs as raw bytes.
+
+Inside the hot paths (CAR streaming, verification, inventories) a CID is the
+binary CID (`cidv1 | codec | multihash`, or the bare multihash of a CIDv0):
+hashing and comparing bytes is what makes 100k blocks/s possible. Strings
+appear only at the edges, through `cid_str` and `parse_cid`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from multiformats import CID as _MfCID
+
+RAW = 0x55
+DAG_PB = 0x70
+DAG_CBOR = 0x71
+DAG_JSON = 0x0129
+LIBP2P_KEY = 0x72
+
+IDENTITY = 0x00
+SHA2_256 = 0x12
+SHA2_512 = 0x13
+BLAKE2B_256 = 0xB220
+
+CODEC_NAMES = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor", DAG_JSON: "dag-json"}
+KNOWN_CODECS = frozenset(CODEC_NAMES)
+
+MAX_DIGEST = 128
+
+
+class CIDError(ValueError):
+    """A CID that cannot be parsed or does not match its block."""
+
+
+def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Decode an unsigned LEB128 varint at `pos`; refuse more than 9 bytes."""
+    value = 0
+    shift = 0
+    end = len(buf)
+    for i in range(9):
+        if pos >= end:
+            raise CIDError("varint runs past the end of its buffer")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            if b == 0 and i > 0:
+                raise CIDError("varint is not minimally encoded")
+            return value, pos
+        shift += 7
+    raise CIDError("varint longer than 9 bytes")
+
+
+def uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def split_cid(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int, int, int, int]:
+    """Locate a binary CID at `pos`.
+
+    Returns (end, codec, hash_code, digest_start, digest_len); `buf[pos:end]`
+    is the CID. A CIDv0 is a bare sha2-256 multihash (0x12 0x20 ...).
+    """
+    if len(buf) - pos >= 34 and buf[pos] == 0x12 and buf[pos + 1] == 0x20:
+        return pos + 34, DAG_PB, SHA2_256, pos + 2, 32
+    version, p = read_uvarint(buf, pos)
+    if version != 1:
+        raise CIDError(f"unsupported CID version {version}")
+    codec, p = read_uvarint(buf, p)
+    hash_code, p = read_uvarint(buf, p)
+    length, p = read_uvarint(buf, p)
+    if length > MAX_DIGEST:
+        raise CIDError(f"digest length {length} is too long")
+    if p + length > len(buf):
+        raise CIDError("CID digest runs past the end of its buffer")
+    return p + length, codec, hash_code, p, length
+
+
+def cid_codec(cid: bytes) -> int:
+    return split_cid(cid)[1]
+
+
+def digest_of(hash_code: int, data: bytes | memoryview, length: int) -> bytes:
+    if hash_code == SHA2_256:
+        return hashlib.sha256(data).digest()
+    if hash_code == IDENTITY:
+        return bytes(data)
+    if hash_code == SHA2_512:
+        return hashlib.sha512(data).digest()
+    if hash_code == BLAKE2B_256:
+        return hashlib.blake2b(data, digest_size=32).digest()
+    raise CIDError(f"unsupported hash function 0x{hash_code:x}")
+
+
+def check_block(cid: bytes, data: bytes | memoryview) -> None:
+    """Raise CIDError unless `data` hashes to `cid`."""
+    _end, _codec, hash_code, start, length = split_cid(cid)
+    digest = digest_of(hash_code, data, length)
+    if digest[:length] != cid[start : start + length] or len(digest) < length:
+        raise CIDError("block bytes do not hash to their CID")
+
+
+def make_cid(codec: int, data: bytes) -> bytes:
+    """CIDv1 with sha2-256, the way Kubo names new blocks."""
+    return b"\x01" + uvarint(codec) + b"\x12\x20" + hashlib.sha256(data).digest()
+
+
+def is_identity(cid: bytes) -> bool:
+    return split_cid(cid)[2] == IDENTITY
+
+
+def cid_str(cid: bytes) -> str:
+    """Kubo's spelling: base32 for CIDv1, base58btc for CIDv0."""
+    if cid[0] == 0x12:
+        return str(_MfCID.decode(cid))
+    return "b" + base64.b32encode(cid).decode("ascii").lower().rstrip("=")
+
+
+def parse_cid(text: str) -> bytes:
+    """Binary CID from its string form; CIDError on anything else."""
+    if not isinstance(text, str) or not text:
+        raise CIDError(f"not a CID: {text!r}")
+    try:
+        if text[0] == "b" and text.isascii():
+            pad = "=" * (-len(text[1:]) % 8)
+            raw = base64.b32decode(text[1:].upper() + pad)
+        else:
+            raw = bytes(_MfCID.decode(text))
+        end = split_cid(raw)[0]
+    except CIDError:
+        raise CIDError(f"not a CID: {text!r}") from None
+    except Exception:
+        raise CIDError(f"not a CID: {text!r}") from None
+    if end != len(raw):
+        raise CIDError(f"not a CID: {text!r} (trailing bytes)")
+    return raw

@@ -1,0 +1,1 @@
+"""The Kubo node: RPC client, local daemon management, docker-exec transport."""

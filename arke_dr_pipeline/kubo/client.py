@@ -1,0 +1,423 @@
+"""Kubo's RPC API over httpx.
+
+Every call is a POST. Errors before streaming are HTTP 500 with a JSON body
+`{"Message", "Code", "Type"}`; we surface `Message` with the call's name.
+Errors after streaming started are invisible here (trailers), which is why
+callers verify streamed CARs themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import httpx
+
+from .blocks import PipelinedBlockReader
+from .errors import KuboError, KuboUnreachable
+
+DEFAULT_API = "http://localhost:5001/api/v0"
+
+IDEMPOTENT = frozenset(
+    {
+        "id", "version", "dag/get", "block/get", "block/stat", "pin/ls", "refs",
+        "files/read", "files/stat", "files/ls", "files/flush", "pin/add", "dag/stat",
+        "repo/stat", "refs/local",
+    }
+)
+
+
+def api_url_from_env() -> str:
+    """`IPFS_API_URL`, then `IPFS_API`, then the seed's default."""
+    return os.environ.get("IPFS_API_URL") or os.environ.get("IPFS_API") or DEFAULT_API
+
+
+def normalize_api(url: str) -> str:
+    url = url.rstrip("/")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"not an RPC URL: {url!r} (expected http://HOST:PORT/api/v0)")
+    if not parsed.path.endswith("/api/v0"):
+        url = url + "/api/v0"
+    return url
+
+
+class KuboClient:
+    """A Kubo RPC client with timeouts, bounded retries and named errors.
+
+    `calls` counts RPC requests by name, so tests can prove that an operation
+    makes a constant number of calls.
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        long_timeout: float = 3600.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+    ):
+        self.api_url = normalize_api(api_url or api_url_from_env())
+        self.timeout = timeout
+        self.long_timeout = long_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.calls: dict[str, int] = {}
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KuboClient:
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def _count(self, call: str) -> None:
+        self.calls[call] = self.calls.get(call, 0) + 1
+
+    def _raise_for(self, call: str, arg: str | None, resp: httpx.Response) -> None:
+        if resp.status_code == 200:
+            return
+        try:
+            body = resp.read()
+            msg = json.loads(body).get("Message") or body.decode(errors="replace")
+        except Exception:
+            msg = f"HTTP {resp.status_code}"
+        if resp.status_code == 404 and not msg.strip().startswith("{"):
+            msg = f"HTTP 404: no such RPC endpoint (is this a Kubo node?) {msg.strip()[:80]}"
+        raise KuboError(call, arg, msg.strip(), code=resp.status_code)
+
+    def _unreachable(self, call: str, arg: str | None, exc: Exception) -> KuboUnreachable:
+        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+        return KuboUnreachable(call, arg, f"node at {self.api_url} {kind} ({type(exc).__name__})")
+
+    def _params(self, arg, params) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        args = arg if isinstance(arg, list | tuple) else ([arg] if arg is not None else [])
+        out.extend(("arg", str(a)) for a in args)
+        for k, v in (params or {}).items():
+            if v is None:
+                continue
+            out.append((k, ("true" if v else "false") if isinstance(v, bool) else str(v)))
+        return out
+
+    def _arg_label(self, arg) -> str | None:
+        if arg is None:
+            return None
+        return " ".join(map(str, arg)) if isinstance(arg, list | tuple) else str(arg)
+
+    def request(
+        self,
+        call: str,
+        arg=None,
+        params: dict | None = None,
+        *,
+        files=None,
+        content=None,
+        headers=None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One call, fully read; retried with backoff when it is safe to repeat."""
+        label = self._arg_label(arg)
+        attempts = self.retries + 1 if call in IDEMPOTENT else 1
+        for attempt in range(attempts):
+            self._count(call)
+            try:
+                resp = self._http.post(
+                    f"/{call}",
+                    params=self._params(arg, params),
+                    files=files,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                raise self._unreachable(call, label, exc) from None
+            self._raise_for(call, label, resp)
+            return resp
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def stream(self, call: str, arg=None, params=None, *, content=None, headers=None,
+               timeout: float | None = None) -> Iterator[httpx.Response]:
+        """A streamed call; the caller reads the body and must verify it."""
+        label = self._arg_label(arg)
+        self._count(call)
+        t = timeout if timeout is not None else self.long_timeout
+        try:
+            with self._http.stream(
+                "POST", f"/{call}", params=self._params(arg, params), content=content,
+                headers=headers, timeout=httpx.Timeout(self.timeout, read=t, write=t),
+            ) as resp:
+                self._raise_for(call, label, resp)
+                yield resp
+        except httpx.TransportError as exc:
+            raise self._unreachable(call, label, exc) from None
+
+    def json(self, call: str, arg=None, params=None, **kw) -> dict:
+        resp = self.request(call, arg, params, **kw)
+        try:
+            return resp.json()
+        except ValueError:
+            raise KuboError(call, self._arg_label(arg), "answer is not JSON (is this Kubo?)") from None
+
+    def json_lines(self, call: str, arg=None, params=None, **kw) -> Iterator[dict]:
+        """Stream newline-delimited JSON objects, raising on any error object."""
+        with self.stream(call, arg, params, **kw) as resp:
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if obj.get("Err") or (obj.get("Type") == "error"):
+                    raise KuboError(call, self._arg_label(arg), obj.get("Err") or obj.get("Message"))
+                yield obj
+
+    def id(self) -> dict:
+        return self.json("id")
+
+    def version(self) -> dict:
+        return self.json("version")
+
+    def wait_until_ready(self, timeout: float = 60.0, interval: float = 0.25) -> dict:
+        """Poll `id` until the node answers: fresh containers refuse for a while."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                self._count("id")
+                resp = self._http.post("/id", timeout=min(5.0, self.timeout))
+                if resp.status_code == 200:
+                    return resp.json()
+                last = KuboError("id", None, f"HTTP {resp.status_code}")
+            except (httpx.TransportError, ValueError) as exc:
+                last = exc
+            time.sleep(interval)
+        raise KuboUnreachable(
+            "id", None, f"node at {self.api_url} not ready after {timeout:.0f}s ({last})"
+        )
+
+    def dag_put(self, data: bytes, *, store_codec="dag-cbor", input_codec="dag-json",
+                pin=False, allow_big_block=False) -> str:
+        out = self.json(
+            "dag/put", None,
+            {"store-codec": store_codec, "input-codec": input_codec, "pin": pin,
+             "allow-big-block": allow_big_block or None},
+            files={"file": ("data", data, "application/octet-stream")},
+        )
+        return out["Cid"]["/"]
+
+    def dag_get(self, cid: str, *, output_codec: str = "dag-json") -> bytes:
+        return self.request("dag/get", cid, {"output-codec": output_codec}).content
+
+    def block_get(self, cid: str) -> bytes:
+        return self.request("block/get", cid).content
+
+    def get_blocks(self, cids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """Blocks in the order asked, pipelined; the caller hashes them against their CIDs."""
+        reader = PipelinedBlockReader(self.api_url, timeout=self.timeout)
+        try:
+            yield from reader.get_many(cids)
+        finally:
+            self.calls["block/get"] = self.calls.get("block/get", 0) + reader.requests
+
+    def block_put(self, data: bytes, *, cid_codec: str, pin: bool = False,
+                  allow_big_block: bool = False) -> str:
+        out = self.json(
+            "block/put", None,
+            {"cid-codec": cid_codec, "mhtype": "sha2-256", "pin": pin,
+             "allow-big-block": allow_big_block or None},
+            files={"file": ("data", data, "application/octet-stream")},
+        )
+        return out["Key"]
+
+    def block_stat(self, cid: str, *, offline: bool = True) -> dict:
+        return self.json("block/stat", cid, {"offline": offline or None})
+
+    @contextmanager
+    def dag_export(self, cid: str, *, timeout: float | None = None) -> Iterator[Iterator[bytes]]:
+        """The CAR bytes of `cid`'s DAG as a stream. Status 200 proves nothing."""
+        with self.stream("dag/export", cid, {"progress": False, "offline": True},
+                         timeout=timeout) as resp:
+            yield resp.iter_raw(1 << 20)
+
+    def dag_import(self, car: BinaryIO | Iterable[bytes], *, pin_roots: bool = True,
+                   allow_big_block: bool = False, timeout: float | None = None) -> list[dict]:
+        """Upload a CAR as a streamed multipart body; fail on any `PinErrorMsg`."""
+        boundary = "arke-dr-" + os.urandom(12).hex()
+        body = _multipart_stream(boundary, "file", "backup.car", car)
+        roots: list[dict] = []
+        with self.stream(
+            "dag/import", None,
+            {"pin-roots": pin_roots, "allow-big-block": allow_big_block or None, "stats": True},
+            content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=timeout,
+        ) as resp:
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if "Root" in obj:
+                    root = obj["Root"]
+                    if root.get("PinErrorMsg"):
+                        raise KuboError("dag/import", root["Cid"]["/"],
+                                        f"pinning the root failed: {root['PinErrorMsg']}")
+                    roots.append(root)
+                if obj.get("Message") and obj.get("Type") == "error":
+                    raise KuboError("dag/import", None, obj["Message"])
+        return roots
+
+    def pin_add(self, cid: str, *, recursive: bool = True, timeout: float | None = None) -> None:
+        self.request("pin/add", cid, {"recursive": recursive, "progress": False},
+                     timeout=timeout or self.long_timeout)
+
+    def pin_ls(self, cid: str | None = None, *, type: str = "recursive") -> dict[str, str]:
+        try:
+            out = self.json("pin/ls", cid, {"type": type})
+        except KuboError as exc:
+            if cid and "not pinned" in exc.kubo_message:
+                return {}
+            raise
+        return {k: v["Type"] for k, v in out.get("Keys", {}).items()}
+
+    def refs(self, cid: str, *, recursive=True, unique=True, offline=True) -> Iterator[str]:
+        for obj in self.json_lines("refs", cid, {"recursive": recursive, "unique": unique,
+                                                 "offline": offline or None}):
+            yield obj["Ref"]
+
+    def files_read(self, path: str) -> bytes:
+        return self.request("files/read", path).content
+
+    def files_write(self, path: str, data: bytes, *, create=True, truncate=True, parents=True,
+                    flush=True, raw_leaves=True, cid_version=1) -> None:
+        self.request(
+            "files/write", path,
+            {"create": create, "truncate": truncate, "parents": parents, "flush": flush,
+             "raw-leaves": raw_leaves, "cid-version": cid_version},
+            files={"file": ("data", data, "application/octet-stream")},
+        )
+
+    def files_mkdir(self, path: str, *, parents=True, flush=True, cid_version=1) -> None:
+        self.request("files/mkdir", path,
+                     {"parents": parents, "flush": flush, "cid-version": cid_version})
+
+    def files_cp(self, src: str, dst: str, *, parents=True, flush=True) -> None:
+        self.request("files/cp", [src, dst], {"parents": parents, "flush": flush})
+
+    def files_mv(self, src: str, dst: str, *, flush=True) -> None:
+        self.request("files/mv", [src, dst], {"flush": flush})
+
+    def files_stat(self, path: str) -> dict | None:
+        """None when the path does not exist."""
+        try:
+            return self.json("files/stat", path)
+        except KuboError as exc:
+            if "does not exist" in exc.kubo_message or "not exist" in exc.kubo_message:
+                return None
+            raise
+
+    def files_rm(self, path: str, *, recursive=True, force=True) -> None:
+        self.request("files/rm", path, {"recursive": recursive, "force": force})
+
+    def files_flush(self, path: str = "/") -> str:
+        return self.json("files/flush", path).get("Cid", "")
+
+    def add_tree(self, files: Iterable[tuple[str, bytes]], *, wrap_dir: str,
+                 timeout: float | None = None) -> str:
+        """Add many small files as one directory tree in one request; its root CID.
+
+        `files` yields (relative path, content) in sorted order; parent
+        directories are announced before their children, as Kubo's multipart
+        reader expects. Nothing is pinned: the tree is meant for `files/cp`.
+        """
+        boundary = "arke-dr-" + os.urandom(12).hex()
+        body = _multipart_tree(boundary, wrap_dir, files)
+        root = None
+        with self.stream(
+            "add", None,
+            {"cid-version": 1, "raw-leaves": True, "pin": False, "quieter": False,
+             "progress": False, "silent": False},
+            content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=timeout,
+        ) as resp:
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if obj.get("Type") == "error":
+                    raise KuboError("add", wrap_dir, obj.get("Message", "add failed"))
+                if obj.get("Name") == wrap_dir:
+                    root = obj["Hash"]
+        if root is None:
+            raise KuboError("add", wrap_dir, "no root directory in the answer")
+        return root
+
+    def add_bytes(self, data: bytes, *, cid_version=1, raw_leaves=True, pin=False) -> str:
+        out = self.json("add", None, {"cid-version": cid_version, "raw-leaves": raw_leaves,
+                                      "pin": pin, "progress": False},
+                        files={"file": ("file", data, "application/octet-stream")})
+        return out["Hash"]
+
+    def repo_gc(self) -> int:
+        removed = 0
+        for _ in self.json_lines("repo/gc", None, {"quiet": True}):
+            removed += 1
+        return removed
+
+
+def _multipart_stream(boundary: str, field: str, filename: str,
+                      source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    yield (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+        f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    if hasattr(source, "read"):
+        read: Callable[[int], bytes] = source.read
+        while chunk := read(1 << 20):
+            yield chunk
+    else:
+        yield from source
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def _multipart_tree(boundary: str, root: str, files: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
+    from urllib.parse import quote
+
+    announced: set[str] = set()
+
+    def part(path: str, ctype: str, data: bytes = b"") -> bytes:
+        head = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{quote(path, safe='')}\"\r\nContent-Type: {ctype}\r\n\r\n"
+        ).encode()
+        return head + data + b"\r\n"
+
+    def dirs_of(path: str) -> Iterator[str]:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            yield "/".join(parts[:i])
+
+    yield part(root, "application/x-directory")
+    announced.add(root)
+    for rel, data in files:
+        full = f"{root}/{rel}"
+        for d in dirs_of(full):
+            if d not in announced:
+                announced.add(d)
+                yield part(d, "application/x-directory")
+        yield part(full, "application/octet-stream", data)
+    yield f"--{boundary}--\r\n".encode()

@@ -1,0 +1,19 @@
+"""One error type for everything the node can say no to."""
+
+from __future__ import annotations
+
+
+class KuboError(RuntimeError):
+    """A failed RPC call; the message names the call, its argument and Kubo's words."""
+
+    def __init__(self, call: str, arg: str | None, message: str, *, code: int | None = None):
+        self.call = call
+        self.arg = arg
+        self.kubo_message = message
+        self.code = code
+        where = f"{call} {arg}" if arg else call
+        super().__init__(f"{where}: {message}")
+
+
+class KuboUnreachable(KuboError):
+    """The node did not answer at all (refused, timed out, not Kubo)."""
