@@ -27,7 +27,7 @@ IDEMPOTENT = frozenset(
     {
         "id", "version", "dag/get", "block/get", "block/stat", "pin/ls", "refs",
         "files/read", "files/stat", "files/ls", "files/flush", "pin/add", "dag/stat",
-        "repo/stat", "refs/local",
+        "repo/stat", "refs/local", "cat",
     }
 )
 
@@ -371,6 +371,9 @@ class KuboClient:
                                       "pin": pin, "progress": False},
                         files={"file": ("file", data, "application/octet-stream")})
         return out["Hash"]
+
+    def cat(self, cid: str) -> bytes:
+        return self.request("cat", cid, {"offline": True}, timeout=self.long_timeout).content
 
     def repo_gc(self) -> int:
         removed = 0

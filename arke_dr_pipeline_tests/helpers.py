@@ -1,0 +1,43 @@
+"""What a user means by "the archive is the same": a logical dump."""
+
+from __future__ import annotations
+
+import hashlib
+
+from arke_dr_pipeline.arke.models import Manifest
+from arke_dr_pipeline.dr.chain import walk_events
+from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.tips import read_tips
+from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.ipld.links import dag_cbor_links
+from arke_dr_pipeline.kubo.client import KuboClient
+
+
+def logical_dump(client: KuboClient, settings: Settings) -> dict:
+    """Every PI's tip; every manifest of its history with its fields; the
+    sha256 of every component's bytes; the event chain; the pointer's counts."""
+    pointer = require_pointer(client, settings.index_pointer_path)
+    tips = read_tips(client, settings.index_root) or {}
+    histories: dict[str, list[dict]] = {}
+    components: dict[str, str] = {}
+    for pi, tip in sorted(tips.items()):
+        history = []
+        cur = tip
+        while cur:
+            m = Manifest.decode(dag_cbor_links(client.block_get(cur))[0])
+            for name, comp in m.components.items():
+                c = cid_str(comp)
+                if c not in components:
+                    components[c] = hashlib.sha256(client.cat(c)).hexdigest()
+            history.append({"cid": cur, "pi": m.pi, "ver": m.ver, "ts": m.ts, "note": m.note,
+                            "children_pi": m.children_pi,
+                            "components": {k: cid_str(v) for k, v in m.components.items()}})
+            cur = cid_str(m.prev) if m.prev else None
+        histories[pi] = history
+    chain = [(cid_str(c), e.type, e.pi, e.ver, cid_str(e.tip_cid))
+             for c, e in walk_events(client, pointer.event_head)] if pointer.event_head else []
+    return {
+        "pointer": {k: pointer.raw.get(k) for k in ("event_head", "event_count", "total_count")},
+        "tips": tips, "histories": histories, "components": components, "chain": chain,
+    }

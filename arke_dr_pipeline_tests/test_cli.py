@@ -1,0 +1,54 @@
+"""The `arke-dr` command as a user types it."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from arke_dr_pipeline import __version__
+
+
+def arke_dr(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_version():
+    out = arke_dr("--version")
+    assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_doctor_unreachable_is_one_line_and_fast():
+    started = time.monotonic()
+    out = arke_dr("--api", "http://127.0.0.1:9/api/v0", "doctor")
+    assert time.monotonic() - started < 10
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1 and "unreachable" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_doctor_not_kubo(tmp_path):
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.split("port ")[1].split()[0])
+        out = arke_dr("--api", f"http://127.0.0.1:{port}/api/v0", "doctor")
+        assert out.returncode != 0
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    finally:
+        server.kill()
+
+
+def test_doctor_against_node(kubo):
+    out = arke_dr("--api", kubo.api_url, "doctor")
+    assert out.returncode == 0, out.stderr
+    assert "kubo 0.39.0" in out.stdout
+
+
+@pytest.mark.parametrize("args", [("verify-car", "/nonexistent.car"), ("--api", "not a url", "doctor")])
+def test_bad_input_is_one_line(args):
+    out = arke_dr(*args)
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
