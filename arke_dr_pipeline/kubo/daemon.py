@@ -126,8 +126,3 @@ class KuboDaemon:
         self.stop()
         shutil.rmtree(self.repo, ignore_errors=True)
         self.start()
-
-
-def write_state(path: Path, daemon: KuboDaemon) -> None:
-    path.write_text(json.dumps({"pid": daemon.proc.pid if daemon.proc else None,
-                                "api_url": daemon.api_url}))

@@ -1,0 +1,37 @@
+# Two entry points, both idempotent: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-slow lint ui clean
+
+setup: $(VENV)/.installed .tools/bin/ipfs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.tools/bin/ipfs:
+	scripts/install-kubo
+
+demo: setup
+	scripts/demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+ui: setup
+	scripts/kubo-node start
+	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home IPFS_API_URL=http://127.0.0.1:5101/api/v0 \
+	  BACKUPS_DIR=$(CURDIR)/.arke/backups SNAPSHOTS_DIR=$(CURDIR)/.arke/snapshots \
+	  $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	-scripts/kubo-node stop
+	rm -rf $(VENV) .arke

@@ -1,0 +1,188 @@
+"""Snapshot, inventory, pinned set, CAR: against a real node, checked by outcome."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
+from arke_dr_pipeline.dr.chain import walk_events
+from arke_dr_pipeline.dr.dagcheck import BackupInvalid
+from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set, read_inventory
+from arke_dr_pipeline.dr.lock import LockBusy, exclusive
+from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.testdata import SEED_PIS, GenSpec, generate, seed_scenario
+from arke_dr_pipeline.dr.verify import verify_car, verify_snapshot
+from arke_dr_pipeline.dr.writer import ArchiveWriter
+from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
+from arke_dr_pipeline.ipld.cid import cid_str
+
+
+def backup(client, settings):
+    snap = build_snapshot(client, settings)
+    inv = build_inventory(client, settings, snap.snapshot_cid)
+    pin_set(client, snap.snapshot_cid, inv.path)
+    return snap, inv, export_car(client, settings, snap.snapshot_cid, inventory=inv.path)
+
+
+def test_seed_snapshot_entries_exactly(client, settings):
+    gen = seed_scenario(client, settings)
+    snap = build_snapshot(client, settings)
+    header, entries = load_snapshot(client, snap.snapshot_cid)
+    assert header.schema == "arke/snapshot@v1" and header.seq == 1
+    assert sorted(entries) == sorted(SEED_PIS)
+    assert {pi: (e.ver, cid_str(e.tip_cid)) for pi, e in entries.items()} == {
+        SEED_PIS[0]: (3, gen.tips[SEED_PIS[0]]), SEED_PIS[1]: (2, gen.tips[SEED_PIS[1]]),
+        SEED_PIS[2]: (1, gen.tips[SEED_PIS[2]])}
+    pointer = require_pointer(client, settings.index_pointer_path)
+    assert pointer.latest_snapshot_cid == snap.snapshot_cid and pointer.snapshot_seq == 1
+    assert (settings.snapshots_dir / "snapshot-1.json").exists()
+    assert (settings.snapshots_dir / "latest.json").exists()
+    report = verify_snapshot(client, settings.index_pointer_path)
+    assert report["ok"] and report["entity_count"] == 3 and report["bytes_per_entity"] < 500
+    assert snap.anomalies == []
+
+
+def test_incremental_equals_full(client, settings):
+    generate(client, settings, GenSpec(entities=150, events=400, seed=11, image_fraction=0.0))
+    first = build_snapshot(client, settings)
+    ArchiveWriter(client, settings, seed=3).run(120)
+    second = build_snapshot(client, settings)
+    assert second.incremental and second.new_events == 120 and second.seq == 2
+    # a full build of the same chain, from scratch, in a copy of the archive
+    full_settings = replace(settings, index_pointer_path="/arke-full/index-pointer",
+                            snapshots_dir=settings.snapshots_dir / "full")
+    pointer = require_pointer(client, settings.index_pointer_path)
+    pointer.raw.update({"latest_snapshot_cid": None})
+    client.files_cp(settings.index_root, full_settings.index_root)
+    client.files_write(full_settings.index_pointer_path, pointer.encode())
+    full = build_snapshot(client, full_settings)
+    assert not full.incremental and full.new_events == 520
+    _, inc_entries = load_snapshot(client, second.snapshot_cid)
+    _, full_entries = load_snapshot(client, full.snapshot_cid)
+    assert inc_entries == full_entries and len(full_entries) == pointer.total_count
+    assert first.snapshot_cid != second.snapshot_cid
+
+
+def test_car_holds_exactly_the_inventory(client, settings):
+    generate(client, settings, GenSpec(entities=200, seed=4, image_fraction=0.05))
+    snap, inv, car = backup(client, settings)
+    with open(car.car_path, "rb") as fh:
+        reader = CarReader(fh)
+        cids = sorted(cid_str(b.cid) for b in reader)
+    assert cids == read_inventory(inv.path)
+    assert inv.blocks_by_role["events"] == inv.event_count
+    assert inv.blocks_by_role["snapshots"] == 1 and inv.entity_count == 200
+    report, _ = verify_car(car.car_path)
+    assert report["ok"] and report["snapshot_cid"] == snap.snapshot_cid
+    assert report["sha256"] == car.sha256 and report["block_count"] == len(cids)
+    assert not list(Path(settings.backups_dir).glob("*.partial"))
+    assert client.pin_ls(snap.snapshot_cid) == {snap.snapshot_cid: "recursive"}
+    # the second inventory only grows
+    ArchiveWriter(client, settings).run(10)
+    snap2 = build_snapshot(client, settings)
+    inv2 = build_inventory(client, settings, snap2.snapshot_cid)
+    assert inv2.removed == 0 and inv2.added >= 21
+
+
+def _blocks(path):
+    with open(path, "rb") as fh:
+        reader = CarReader(fh, verify=False)
+        return reader.roots, [(b.cid, b.data) for b in reader]
+
+
+def _write(path, roots, blocks):
+    with open(path, "wb") as fh:
+        fh.write(car_header(roots))
+        for cid, data in blocks:
+            fh.write(car_section(cid, data))
+
+
+@pytest.fixture
+def seed_car(client, settings):
+    seed_scenario(client, settings)
+    _, _, car = backup(client, settings)
+    return Path(car.car_path)
+
+
+def _role_index(blocks, role):
+    from arke_dr_pipeline.dr.dagcheck import DagCheck
+
+    check = DagCheck([])
+    for i, (cid, data) in enumerate(blocks):
+        if check.add(cid, data) == role and (role != "components" or cid[1] == 0x55):
+            return i
+    raise AssertionError(role)
+
+
+def test_verify_car_names_the_bad_block(seed_car, tmp_path):
+    roots, blocks = _blocks(seed_car)
+    size = seed_car.stat().st_size
+    cut = tmp_path / "cut.car"
+    cut.write_bytes(seed_car.read_bytes()[: size - 100])
+    with pytest.raises(BackupInvalid, match="truncated CAR"):
+        verify_car(cut, use_sidecar=False)
+
+    i = _role_index(blocks, "manifests")
+    flipped = list(blocks)
+    data = bytearray(flipped[i][1])
+    data[len(data) // 2] ^= 0x01
+    flipped[i] = (flipped[i][0], bytes(data))
+    _write(tmp_path / "flip.car", roots, flipped)
+    with pytest.raises(BackupInvalid, match=cid_str(blocks[i][0])):
+        verify_car(tmp_path / "flip.car", use_sidecar=False)
+
+    for role in ("components", "events"):
+        i = _role_index(blocks, role)
+        _write(tmp_path / f"no-{role}.car", roots, blocks[:i] + blocks[i + 1:])
+        with pytest.raises(BackupInvalid, match=f"{cid_str(blocks[i][0])}: block missing"):
+            verify_car(tmp_path / f"no-{role}.car", use_sidecar=False)
+
+
+def test_second_build_refused_and_kill9_leaves_no_stale_lock(client, settings, tmp_path):
+    seed_scenario(client, settings)
+    with exclusive(settings.lock_dir, "snapshot-build"), pytest.raises(LockBusy, match="already running"):
+        build_snapshot(client, settings)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from arke_dr_pipeline.dr.lock import exclusive\n"
+        f"with exclusive(Path({str(settings.lock_dir)!r}), 'snapshot-build'):\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LockBusy):
+        build_snapshot(client, settings)
+    holder.kill()
+    holder.wait()
+    assert build_snapshot(client, settings).seq == 1
+
+
+def test_events_appended_during_build_stay_reachable(client, settings):
+    generate(client, settings, GenSpec(entities=300, events=1500, seed=8, image_fraction=0.0))
+    writer = ArchiveWriter(client, settings, seed=12)
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(400,), kwargs={"stop": stop})
+    thread.start()
+    try:
+        time.sleep(0.2)
+        for _ in range(3):
+            build_snapshot(client, settings, check_tips=False)
+    finally:
+        thread.join(120)
+    pointer = require_pointer(client, settings.index_pointer_path)
+    reachable = {cid_str(c) for c, _ in walk_events(client, pointer.event_head)}
+    assert set(writer.appended) <= reachable and len(writer.appended) >= 1
+    assert pointer.latest_snapshot_cid is not None
+
+
+def test_big_archive_snapshot_is_chunked(client, settings):
+    generate(client, settings, GenSpec(entities=5000, seed=2, image_fraction=0.0))
+    snap = build_snapshot(client, settings, check_tips=False)
+    assert snap.schema == "arke/snapshot@v2" and snap.entity_count == 5000
+    header = decode_snapshot(client.block_get(snap.snapshot_cid))
+    assert len(header.chunks) >= 2
+    assert verify_snapshot(client, settings.index_pointer_path)["ok"]
