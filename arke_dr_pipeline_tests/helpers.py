@@ -26,7 +26,7 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
         cur = tip
         while cur:
             m = Manifest.decode(dag_cbor_links(client.block_get(cur))[0])
-            for name, comp in m.components.items():
+            for comp in m.components.values():
                 c = cid_str(comp)
                 if c not in components:
                     components[c] = hashlib.sha256(client.cat(c)).hexdigest()

@@ -15,12 +15,15 @@ DEFAULT_INDEX = "/arke/index"
 @dataclass(frozen=True)
 class Settings:
     api_url: str = field(default_factory=api_url_from_env)
-    snapshots_dir: Path = field(default_factory=lambda: Path(os.environ.get("SNAPSHOTS_DIR", "./snapshots")))
+    snapshots_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("SNAPSHOTS_DIR", "./snapshots")))
     backups_dir: Path = field(default_factory=lambda: Path(os.environ.get("BACKUPS_DIR", "./backups")))
-    index_pointer_path: str = field(default_factory=lambda: os.environ.get("INDEX_POINTER_PATH", DEFAULT_POINTER))
+    index_pointer_path: str = field(
+        default_factory=lambda: os.environ.get("INDEX_POINTER_PATH", DEFAULT_POINTER))
     container_name: str = field(default_factory=lambda: os.environ.get("CONTAINER_NAME", "ipfs-node"))
     timeout: float = field(default_factory=lambda: float(os.environ.get("ARKE_RPC_TIMEOUT", "30")))
-    export_timeout: float = field(default_factory=lambda: float(os.environ.get("ARKE_EXPORT_TIMEOUT", "3600")))
+    export_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("ARKE_EXPORT_TIMEOUT", "3600")))
 
     @property
     def index_root(self) -> str:

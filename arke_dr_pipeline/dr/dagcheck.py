@@ -14,8 +14,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..arke.models import (
-    CHUNK_SCHEMA, EVENT_SCHEMA, MANIFEST_SCHEMA, SNAPSHOT_V1, SNAPSHOT_V2, ArkeDecodeError, Event,
-    Manifest, SnapshotEntry, SnapshotHeader, decode_chunk,
+    CHUNK_SCHEMA,
+    EVENT_SCHEMA,
+    MANIFEST_SCHEMA,
+    SNAPSHOT_V1,
+    SNAPSHOT_V2,
+    ArkeDecodeError,
+    Event,
+    Manifest,
+    SnapshotEntry,
+    SnapshotHeader,
+    decode_chunk,
 )
 from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
 from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
@@ -156,7 +165,7 @@ class DagCheck:
                 raise BackupInvalid(prev, f"prev of manifest {pi} ver {ver} is not a manifest")
             if older[0] != pi or older[1] != ver - 1:
                 raise BackupInvalid(cid, f"manifest {pi} ver {ver}: prev is {older[0]} ver {older[1]}")
-        for cid, (pi, ver, prev) in self.events.items():
+        for cid, (_pi, _ver, prev) in self.events.items():
             if prev is not None and prev not in self.events:
                 raise BackupInvalid(prev, f"prev of event {cid_str(cid)} is not an event")
         event_count = self.chain_length(parse_cid(header.event_cid)) if header.event_cid else 0

@@ -22,7 +22,7 @@ from .dagcheck import BackupInvalid
 from .lock import exclusive
 from .pointer import read_pointer
 from .progress import log
-from .snapshot import load_snapshot, now_ts
+from .snapshot import now_ts
 from .tips import install_tips, read_tips
 from .verify import read_sidecar, verify_car
 
@@ -36,6 +36,7 @@ class RestorePlan:
     car: Path
     snapshot_cid: str
     report: dict
+    entries: list
 
 
 def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None,
@@ -48,8 +49,9 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
     if chosen is None:
         sidecar = read_sidecar(car)
         chosen = sidecar.get("snapshot_cid") if sidecar else None
-    report, _check = verify_car(car, snapshot_cid=chosen, seq=seq)
-    return RestorePlan(car, report["snapshot_cid"], report)
+    report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
+    entries = sorted(check.entries_of(parse_cid(report["snapshot_cid"])), key=lambda e: e.pi)
+    return RestorePlan(car, report["snapshot_cid"], report, entries)
 
 
 def _target_pointer(report: dict, entity_count: int) -> dict:
@@ -100,8 +102,7 @@ def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike,
             client.dag_import(fh, pin_roots=True)
         if plan.snapshot_cid not in report["roots"]:
             client.pin_add(plan.snapshot_cid)
-        _header, entries = load_snapshot(client, plan.snapshot_cid)
-        ordered = [entries[pi] for pi in sorted(entries)]
+        ordered = plan.entries
         install_tips(client, settings.index_root, ordered)
         current = read_pointer(client, settings.index_pointer_path)
         pointer = dict(current.raw) if current else {}

@@ -212,10 +212,11 @@ def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult
                     {"pi": pi, "ver": ver, "title": f"Item {i}", "n": rng.random()},
                     sort_keys=True).encode())
                 if ver == 1 or rng.random() < 0.3:
-                    comps["text"] = b.file(rng.randbytes(rng.randint(200, spec.text_max)).hex().encode()[: spec.text_max])
+                    text = rng.randbytes(rng.randint(200, spec.text_max)).hex()[: spec.text_max]
+                    comps["text"] = b.file(text.encode())
                 if rng.random() < spec.image_fraction:
                     comps["image"] = b.file(rng.randbytes(rng.randint(spec.image_min, spec.image_max)))
-                children = rng.sample(created, min(len(created), rng.choice((0, 0, 0, 1, 2)))) if created else []
+                children = rng.sample(created, min(len(created), rng.choice((0, 0, 0, 1, 2))))
                 mcid = b.version(pi, ver, iso(t0 + n * 1000), prev, comps, children, f"version {ver}")
                 state[i] = (mcid, comps)
                 if ver == 1:

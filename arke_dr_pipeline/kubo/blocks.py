@@ -83,7 +83,8 @@ class PipelinedBlockReader:
                 self.requests += 1
                 yield cid, self._read_response(stream, cid)
         except (TimeoutError, OSError) as exc:
-            raise KuboUnreachable("block/get", None, f"node at {self.api_url} stopped answering ({exc})") from None
+            raise KuboUnreachable(
+                "block/get", None, f"node at {self.api_url} stopped answering ({exc})") from None
         finally:
             stop.set()
             try:

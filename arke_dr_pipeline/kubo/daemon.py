@@ -6,7 +6,6 @@ benchmarks use the same code as the fixtures.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

@@ -4,10 +4,16 @@ import cbrrr
 import pytest
 
 from arke_dr_pipeline.arke.models import (
-    ArkeDecodeError, Event, IndexPointer, Manifest, SnapshotHeader, tip_path, valid_pi,
+    ArkeDecodeError,
+    Event,
+    IndexPointer,
+    Manifest,
+    SnapshotEntry,
+    SnapshotHeader,
+    tip_path,
+    valid_pi,
 )
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
-from arke_dr_pipeline.arke.models import SnapshotEntry
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, make_cid
 
 LINK = cbrrr.CID(make_cid(DAG_CBOR, b"x"))

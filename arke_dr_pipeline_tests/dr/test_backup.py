@@ -1,6 +1,5 @@
 """Snapshot, inventory, pinned set, CAR: against a real node, checked by outcome."""
 
-import os
 import subprocess
 import sys
 import threading

@@ -51,7 +51,7 @@ def test_generated_archive_walks_back_exactly(client, settings):
     assert len(events) == 900 and len({c for c, _ in events}) == 900
     assert events[-1][1].prev is None and events[-1][1].type == "create"
     newest = {}
-    for cid, ev in events:
+    for _cid, ev in events:
         newest.setdefault(ev.pi, ev)
     tips = read_tips(client, settings.index_root)
     assert len(tips) == 300

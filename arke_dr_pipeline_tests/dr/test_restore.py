@@ -1,0 +1,166 @@
+"""Restore from a CAR alone: the nuclear test, point in time, refusals, interruptions."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arke_dr_pipeline.dr import restore as restore_mod
+from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
+from arke_dr_pipeline.dr.restore import RestoreRefused, restore
+from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.dr.writer import ArchiveWriter
+from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.kubo.errors import KuboError
+from arke_dr_pipeline_tests.conftest import make_settings
+from arke_dr_pipeline_tests.helpers import logical_dump
+
+
+def backup(client, settings):
+    snap = build_snapshot(client, settings)
+    inv = build_inventory(client, settings, snap.snapshot_cid)
+    pin_set(client, snap.snapshot_cid, inv.path)
+    return Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path).car_path)
+
+
+def wiped(daemon, settings):
+    daemon.wipe()
+    from dataclasses import replace
+
+    return KuboClient(daemon.api_url), replace(settings, api_url=daemon.api_url)
+
+
+@pytest.mark.parametrize("spec", [None, GenSpec(entities=2000, seed=21, image_fraction=0.01)],
+                         ids=["seed", "2000-entities"])
+def test_nuclear(fresh_kubo, tmp_path, spec):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        if spec is None:
+            seed_scenario(client, settings)
+        else:
+            generate(client, settings, spec)
+        car = backup(client, settings)
+        before = logical_dump(client, settings)
+    if spec is not None:
+        assert any(len(h) > 1 for h in before["histories"].values())
+    client, settings = wiped(fresh_kubo, settings)
+    with client:
+        assert client.files_stat("/arke") is None
+        result = restore(client, settings, car)
+        assert result["restored"] and result["entity_count"] == len(before["tips"])
+        assert logical_dump(client, settings) == before
+        again = restore(client, settings, car)  # idempotent
+        assert again["snapshot_cid"] == result["snapshot_cid"]
+        assert logical_dump(client, settings) == before
+
+
+def test_point_in_time(fresh_kubo, tmp_path):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        seed_scenario(client, settings)
+        build_snapshot(client, settings)
+        state1 = logical_dump(client, settings)
+        ArchiveWriter(client, settings).run(5)
+        car = backup(client, settings)
+        state2 = logical_dump(client, settings)
+    assert state1 != state2
+    client, settings = wiped(fresh_kubo, settings)
+    with client:
+        restore(client, settings, car, seq=1)
+        assert logical_dump(client, settings) == state1
+        with pytest.raises(RestoreRefused, match="different archive"):
+            restore(client, settings, car)
+        restore(client, settings, car, force=True)
+        assert logical_dump(client, settings) == state2
+
+
+def _cli(api, *args):
+    return subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "--api", api, "restore", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_cars_refused_and_mfs_untouched(kubo, client, settings, tmp_path):
+    seed_scenario(client, settings)
+    car = backup(client, settings)
+    data = car.read_bytes()
+    with open(car, "rb") as fh:
+        reader = CarReader(fh)
+        roots, blocks = reader.roots, [(b.cid, b.data) for b in reader]
+    bad = {}
+    bad["truncated"] = data[: len(data) // 2]
+    flipped = bytearray(data)
+    flipped[len(data) - 40] ^= 0x04
+    bad["flipped"] = bytes(flipped)
+    bad["no-snapshot"] = car_header(roots) + b"".join(car_section(c, d) for c, d in blocks[1:])
+    mfs_before = client.files_stat("/")["Hash"]
+    for name, content in bad.items():
+        path = tmp_path / f"{name}.car"
+        path.write_bytes(content)
+        out = _cli(kubo.api_url, str(path))
+        assert out.returncode != 0, name
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+        assert client.files_stat("/")["Hash"] == mfs_before, name
+    wrong = "bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje"
+    out = _cli(kubo.api_url, str(car), wrong)
+    assert out.returncode != 0 and "snapshot not in the CAR" in out.stderr
+    out = _cli(kubo.api_url, str(car), "not-a-cid")
+    assert out.returncode != 0 and "not a CID" in out.stderr
+    assert client.files_stat("/")["Hash"] == mfs_before
+
+
+@pytest.mark.parametrize("where", ["mid-import", "after-import"])
+def test_killed_node_mid_restore_then_rerun_completes(fresh_kubo, tmp_path, monkeypatch, where):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=400, seed=5, image_fraction=0.05))
+        car = backup(client, settings)
+        before = logical_dump(client, settings)
+    client, settings = wiped(fresh_kubo, settings)
+
+    if where == "mid-import":
+        real = KuboClient.dag_import
+
+        def dying_import(self, fh, **kw):
+            def chunks():
+                yield fh.read(len(car.read_bytes()) // 2)
+                fresh_kubo.kill()
+                yield fh.read()
+            return real(self, chunks(), **kw)
+
+        monkeypatch.setattr(KuboClient, "dag_import", dying_import)
+    else:
+        def dying_install(*a, **kw):
+            fresh_kubo.kill()
+            return real_install(*a, **kw)
+
+        real_install = restore_mod.install_tips
+        monkeypatch.setattr(restore_mod, "install_tips", dying_install)
+    with client, pytest.raises(KuboError):
+        restore(client, settings, car, wait_timeout=5)
+    monkeypatch.undo()
+    fresh_kubo.start()
+    from dataclasses import replace
+
+    settings = replace(settings, api_url=fresh_kubo.api_url)
+    with KuboClient(fresh_kubo.api_url) as client:
+        restore(client, settings, car)
+        assert logical_dump(client, settings) == before
+
+
+def test_index_rebuild_is_a_constant_number_of_calls(fresh_kubo, tmp_path):
+    counts = {}
+    for n in (50, 10_000):
+        settings = make_settings(fresh_kubo.api_url, tmp_path / str(n), f"/arke{n}")
+        with KuboClient(fresh_kubo.api_url) as client:
+            generate(client, settings, GenSpec(entities=n, events=n, seed=n, image_fraction=0.0))
+            car = backup(client, settings)
+            client.files_rm(settings.index_root)
+            client.files_rm(settings.index_pointer_path)
+        with KuboClient(fresh_kubo.api_url) as client:
+            result = restore(client, settings, car)
+            assert result["tips_verified"] == n
+            counts[n] = sum(client.calls.values())
+    assert counts[10_000] == counts[50] and counts[50] < 40, counts
