@@ -196,6 +196,13 @@ def build_inventory(client: KuboClient, settings: Settings,
     )
 
 
+def inventory_diff(settings: Settings, seq: int) -> tuple[int, int, str | None]:
+    """(added, removed, previous file) between inventory `seq` and the one before it."""
+    prev = _previous_inventory(settings, seq)
+    added, removed = _diff(prev, read_inventory(inventory_path(settings, seq)))
+    return added, removed, str(prev) if prev else None
+
+
 def _diff(prev: Path | None, cids: list[str]) -> tuple[int, int]:
     if prev is None:
         return len(cids), 0

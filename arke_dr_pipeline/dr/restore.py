@@ -54,7 +54,9 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
     return RestorePlan(car, report["snapshot_cid"], report, entries)
 
 
-def _target_pointer(report: dict, entity_count: int) -> dict:
+def target_pointer(plan: RestorePlan) -> dict:
+    """The pointer fields a restore of `plan` writes (and verifies)."""
+    report, entity_count = plan.report, len(plan.entries)
     return {
         "schema": POINTER_SCHEMA, "event_head": report["event_cid"],
         "event_count": report["event_count"], "latest_snapshot_cid": report["snapshot_cid"],
@@ -87,6 +89,23 @@ def check_target(client: KuboClient, settings: Settings, target: dict, force: bo
             )
 
 
+def import_car(client: KuboClient, plan: RestorePlan) -> None:
+    log(f"importing {plan.car.name} ({plan.report['block_count']} blocks)")
+    with open(plan.car, "rb") as fh:
+        client.dag_import(fh, pin_roots=True)
+    if plan.snapshot_cid not in plan.report["roots"]:
+        client.pin_add(plan.snapshot_cid)
+
+
+def write_pointer(client: KuboClient, settings: Settings, target: dict) -> None:
+    """Last: only now does the index pointer name the restored snapshot."""
+    current = read_pointer(client, settings.index_pointer_path)
+    pointer = dict(current.raw) if current else {}
+    pointer.update(target)
+    pointer["last_updated"] = now_ts()
+    client.files_write(settings.index_pointer_path, json.dumps(pointer, indent=2).encode() + b"\n")
+
+
 def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
             snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
             wait_timeout: float = 60.0) -> dict:
@@ -94,31 +113,24 @@ def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike,
     with exclusive(settings.lock_dir, "restore"):
         client.wait_until_ready(wait_timeout)
         plan = plan_restore(car_path, snapshot_cid=snapshot_cid, seq=seq)
-        report = plan.report
-        target = _target_pointer(report, report["entity_count"])
+        target = target_pointer(plan)
         check_target(client, settings, target, force)
-        log(f"importing {plan.car.name} ({report['block_count']} blocks)")
-        with open(plan.car, "rb") as fh:
-            client.dag_import(fh, pin_roots=True)
-        if plan.snapshot_cid not in report["roots"]:
-            client.pin_add(plan.snapshot_cid)
-        ordered = plan.entries
-        install_tips(client, settings.index_root, ordered)
-        current = read_pointer(client, settings.index_pointer_path)
-        pointer = dict(current.raw) if current else {}
-        pointer.update(target)
-        pointer["last_updated"] = now_ts()
-        client.files_write(settings.index_pointer_path, json.dumps(pointer, indent=2).encode() + b"\n")
-        verified = verify_restored(client, settings, ordered, target)
-    result = {
-        "snapshot_cid": plan.snapshot_cid, "entity_count": len(ordered), "restored": True,
+        import_car(client, plan)
+        install_tips(client, settings.index_root, plan.entries)
+        write_pointer(client, settings, target)
+        verified = verify_restored(client, settings, plan.entries, target)
+    return summary(plan, verified, time.monotonic() - started)
+
+
+def summary(plan: RestorePlan, verified: int, seconds: float) -> dict:
+    report = plan.report
+    log(f"restored {len(plan.entries)} entities from {plan.car.name} (seq {report['seq']})")
+    return {
+        "snapshot_cid": plan.snapshot_cid, "entity_count": len(plan.entries), "restored": True,
         "seq": report["seq"], "event_head": report["event_cid"],
         "event_count": report["event_count"], "blocks": report["block_count"],
-        "tips_verified": verified, "car": str(plan.car),
-        "seconds": round(time.monotonic() - started, 2),
+        "tips_verified": verified, "car": str(plan.car), "seconds": round(seconds, 2),
     }
-    log(f"restored {len(ordered)} entities from {plan.car.name} (seq {report['seq']})")
-    return result
 
 
 def verify_restored(client: KuboClient, settings: Settings, entries, target: dict) -> int:

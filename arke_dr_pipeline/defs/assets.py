@@ -1,0 +1,126 @@
+"""The backup as assets: event_chain_head -> snapshot -> cid_inventory -> pinned_set -> car_file.
+
+Each asset states its result in numeric metadata so the UI plots it over
+time; the data itself lives in Kubo and the backups folder, so assets pass
+nothing between them but the index pointer and the files they wrote.
+"""
+
+
+import dagster as dg
+
+from ..dr.dagcheck import BackupInvalid
+from ..dr.export import build_inventory, export_car, inventory_path, latest_snapshot, pin_set
+from ..dr.pointer import require_pointer
+from ..dr.snapshot import build_snapshot
+from .resources import KuboResource, StorageResource
+
+GROUP = "backup"
+EXCLUSIVE_TAG = {"arke/dr": "exclusive"}
+
+
+@dg.asset(group_name=GROUP, description="The event chain's head and counts, from the index pointer.")
+def event_chain_head(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    with kubo.client() as client:
+        pointer = require_pointer(client, settings.index_pointer_path)
+    return dg.MaterializeResult(metadata={
+        "event_head": dg.MetadataValue.text(pointer.event_head or ""),
+        "event_count": pointer.event_count,
+        "total_count": pointer.total_count,
+        "events_since_snapshot": pointer.event_count - pointer.snapshot_event_count,
+    })
+
+
+@dg.asset(group_name=GROUP, deps=[event_chain_head],
+          description="The newest version of every entity, built incrementally from the chain.")
+def snapshot(context: dg.AssetExecutionContext, kubo: KuboResource,
+             storage: StorageResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    trigger = context.run.tags.get("arke/trigger", "dagster")
+    with kubo.client() as client:
+        result = build_snapshot(client, settings, wait=True, trigger=trigger)
+    for anomaly in result.anomalies[:50]:
+        context.log.warning(anomaly)
+    return dg.MaterializeResult(metadata={
+        "snapshot_cid": dg.MetadataValue.text(result.snapshot_cid),
+        "seq": result.seq,
+        "entities": result.entity_count,
+        "events": result.event_count,
+        "new_events": result.new_events,
+        "bytes": result.block_bytes,
+        "bytes_per_entity": round(result.block_bytes / max(result.entity_count, 1), 1),
+        "anomalies": len(result.anomalies),
+        "seconds": round(result.seconds, 3),
+    })
+
+
+@dg.asset(
+    group_name=GROUP, deps=[snapshot],
+    description="Every CID reachable from the snapshot, by role and codec, as a sorted file.",
+    check_specs=[dg.AssetCheckSpec("inventory_complete", asset="cid_inventory", blocking=True,
+                                   description="Every block present, hashing to its CID, every link resolved.")],
+)
+def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
+                  storage: StorageResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    with kubo.client() as client:
+        snapshot_cid = latest_snapshot(client, settings)
+        try:
+            inv = build_inventory(client, settings, snapshot_cid)
+        except BackupInvalid as exc:
+            context.log.error(f"inventory of {snapshot_cid} is incomplete: {exc}")
+            return dg.MaterializeResult(
+                metadata={"snapshot_cid": dg.MetadataValue.text(snapshot_cid), "blocks": 0},
+                check_results=[dg.AssetCheckResult(
+                    check_name="inventory_complete", passed=False,
+                    metadata={"problem": dg.MetadataValue.text(str(exc))})],
+            )
+    roles = {f"{k}_blocks": v for k, v in inv.blocks_by_role.items()}
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot_cid": dg.MetadataValue.text(inv.snapshot_cid), "seq": inv.seq,
+            "path": dg.MetadataValue.path(inv.path), "blocks": inv.block_count, **roles,
+            "bytes": sum(inv.bytes_by_role.values()), "added": inv.added, "removed": inv.removed,
+            "entities": inv.entity_count, "events": inv.event_count,
+            "seconds": round(inv.seconds, 3),
+        },
+        check_results=[dg.AssetCheckResult(check_name="inventory_complete", passed=True,
+                                           metadata={"blocks": inv.block_count})],
+    )
+
+
+@dg.asset(group_name=GROUP, deps=[cid_inventory],
+          description="One recursive pin of the snapshot root, made offline.")
+def pinned_set(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    with kubo.client() as client:
+        snapshot_cid = latest_snapshot(client, settings)
+        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
+        out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
+    return dg.MaterializeResult(metadata={
+        "snapshot_cid": dg.MetadataValue.text(snapshot_cid), "pins": out["pinned"],
+        "blocks_present": out["present"], "seconds": round(out["seconds"], 3),
+    })
+
+
+@dg.asset(group_name=GROUP, deps=[pinned_set],
+          description="The CAR and its sidecar, verified as written, renamed into place last.")
+def car_file(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    with kubo.client() as client:
+        snapshot_cid = latest_snapshot(client, settings)
+        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
+        result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(result.car_path),
+        "sidecar": dg.MetadataValue.path(result.sidecar_path),
+        "snapshot_cid": dg.MetadataValue.text(result.snapshot_cid),
+        "sha256": dg.MetadataValue.text(result.sha256),
+        "seq": result.seq, "bytes": result.size, "blocks": result.block_count,
+        "entities": result.entity_count, "events": result.event_count,
+        "bytes_per_entity": round(result.size / max(result.entity_count, 1), 1),
+        "seconds": round(result.seconds, 3),
+    })
+
+
+backup_assets = [event_chain_head, snapshot, cid_inventory, pinned_set, car_file]

@@ -1,0 +1,73 @@
+"""Jobs, the daily schedule, the event-count sensor and the failure alert."""
+
+
+import os
+
+import dagster as dg
+import httpx
+
+from ..dr.pointer import require_pointer
+from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
+from .resources import KuboResource, StorageResource
+from .restore_job import restore_job
+
+backup_job = dg.define_asset_job(
+    "backup_job", selection=dg.AssetSelection.groups(GROUP), tags=EXCLUSIVE_TAG,
+    description="Snapshot, inventory, pin and export a verified CAR.",
+)
+snapshot_job = dg.define_asset_job(
+    "snapshot_job", selection=dg.AssetSelection.assets(event_chain_head, snapshot), tags=EXCLUSIVE_TAG,
+    description="Read the event head and build a snapshot.",
+)
+
+daily_backup = dg.ScheduleDefinition(
+    name="daily_backup", job=backup_job,
+    cron_schedule=os.environ.get("ARKE_BACKUP_CRON", "0 2 * * *"), execution_timezone="UTC",
+    tags={"arke/trigger": "schedule"},
+)
+
+
+def snapshot_threshold() -> int:
+    return int(os.environ.get("ARKE_SNAPSHOT_THRESHOLD", "1000"))
+
+
+@dg.sensor(job=snapshot_job, minimum_interval_seconds=60,
+           description="A snapshot when enough events have arrived since the latest one.")
+def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
+                    storage: StorageResource) -> dg.SensorResult | dg.SkipReason:
+    """Counts from the index pointer, so snapshots built from the CLI count too.
+
+    The run key is the event head: whatever happens to the cursor, a head is
+    never snapshotted twice. The cursor moves only when a request is made.
+    """
+    with kubo.client() as client:
+        pointer = require_pointer(client, storage.index_pointer_path)
+    head = pointer.event_head
+    pending = pointer.event_count - pointer.snapshot_event_count
+    threshold = snapshot_threshold()
+    if not head:
+        return dg.SkipReason("the archive has no events yet")
+    if head in (context.cursor, pointer.raw.get("snapshot_event_cid")):
+        return dg.SkipReason(f"event head {head} already snapshotted or requested")
+    if pending < threshold:
+        return dg.SkipReason(f"{pending} events since the latest snapshot, threshold {threshold}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=head, tags={"arke/trigger": "sensor", **EXCLUSIVE_TAG})],
+        cursor=head,
+    )
+
+
+@dg.run_failure_sensor(monitored_jobs=[backup_job, snapshot_job, restore_job],
+                       description="One alert line per failed backup or restore run.")
+def dr_failure_alert(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    line = f"ARKE DR ALERT: {run.job_name} run {run.run_id} failed: {context.failure_event.message}"
+    line = " ".join(line.split())[:500]
+    context.log.error(line)
+    url = os.environ.get("ARKE_ALERT_WEBHOOK_URL")
+    if url:
+        try:
+            httpx.post(url, json={"text": line}, timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            # never log the URL: webhook URLs carry their token
+            context.log.error(f"alert webhook failed: {type(exc).__name__}")

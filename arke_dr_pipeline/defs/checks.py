@@ -1,0 +1,76 @@
+"""One check per rule: the seed's snapshot criteria, append-only inventories, a verified CAR."""
+
+
+import dagster as dg
+
+from ..dr.dagcheck import BackupInvalid
+from ..dr.export import inventory_diff
+from ..dr.pointer import require_pointer
+from ..dr.verify import verify_car, verify_snapshot
+from .assets import car_file, cid_inventory, snapshot
+from .resources import KuboResource, StorageResource
+
+
+def _snapshot_report(kubo: KuboResource, storage: StorageResource) -> dict:
+    with kubo.client() as client:
+        return verify_snapshot(client, storage.index_pointer_path)
+
+
+@dg.asset_check(asset=snapshot, blocking=True, description="No PI appears twice.")
+def no_duplicate_pis(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(kubo, storage)
+    return dg.AssetCheckResult(
+        passed=report["checks"]["no_duplicate_pis"],
+        metadata={"entities": report["entity_count"], "duplicates": len(report["duplicate_pis"]),
+                  "examples": dg.MetadataValue.text(", ".join(report["duplicate_pis"][:5]))},
+    )
+
+
+@dg.asset_check(asset=snapshot, blocking=True, description="Every tip, chain and event CID parses.")
+def cids_valid(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(kubo, storage)
+    return dg.AssetCheckResult(passed=report["checks"]["valid_cids"],
+                               metadata={"invalid": len(report["invalid_cids"])})
+
+
+@dg.asset_check(asset=snapshot, blocking=True, description="The seed's size criterion.")
+def under_500_bytes_per_entity(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(kubo, storage)
+    return dg.AssetCheckResult(
+        passed=report["checks"]["size_per_entity_under_500"],
+        metadata={"bytes_per_entity": report["bytes_per_entity"], "bytes": report["bytes"]},
+    )
+
+
+@dg.asset_check(asset=cid_inventory, blocking=True,
+                description="No CID of the previous inventory disappears.")
+def inventory_only_grows(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
+    settings = storage.settings(kubo)
+    with kubo.client() as client:
+        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
+    added, removed, previous = inventory_diff(settings, seq)
+    return dg.AssetCheckResult(
+        passed=removed == 0,
+        metadata={"added": added, "removed": removed,
+                  "previous": dg.MetadataValue.text(previous or "none")},
+    )
+
+
+@dg.asset_check(asset=car_file, blocking=True,
+                description="Offline: every block hashed, every link present, the archive complete.")
+def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("car_file"))
+    path = event.asset_materialization.metadata["path"].value if event else None
+    if path is None:
+        return dg.AssetCheckResult(passed=False, metadata={"problem": "no CAR materialized"})
+    try:
+        report, _ = verify_car(path)
+    except BackupInvalid as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"problem": dg.MetadataValue.text(str(exc))})
+    return dg.AssetCheckResult(passed=True, metadata={
+        "blocks": report["block_count"], "entities": report["entity_count"],
+        "events": report["event_count"], "bytes": report["size"]})
+
+
+backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, inventory_only_grows,
+                 car_verified_complete]

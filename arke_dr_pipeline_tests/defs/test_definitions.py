@@ -1,0 +1,134 @@
+"""The whole Definitions object, run against a real node."""
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from arke_dr_pipeline.defs import defs
+from arke_dr_pipeline.defs.automation import snapshot_sensor
+from arke_dr_pipeline.defs.resources import KuboResource, StorageResource
+from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.dr.writer import ArchiveWriter
+from arke_dr_pipeline.ipld.cid import parse_cid, split_cid
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def resources(settings):
+    return {
+        "kubo": KuboResource(api_url=settings.api_url),
+        "storage": StorageResource(snapshots_dir=str(settings.snapshots_dir),
+                                   backups_dir=str(settings.backups_dir),
+                                   index_pointer_path=settings.index_pointer_path),
+    }
+
+
+def run_backup(settings, instance=None):
+    job = defs.resolve_job_def("backup_job")
+    return job.execute_in_process(resources=resources(settings), instance=instance, raise_on_error=False)
+
+
+def check_results(result):
+    return {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+def test_definitions_load_everything():
+    repo = defs.get_repository_def()
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
+    assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job"}
+    assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert"}
+    assert [s.name for s in repo.schedule_defs] == ["daily_backup"]
+
+
+def test_backup_job_materializes_with_checks_and_metadata(client, settings):
+    generate(client, settings, GenSpec(entities=60, seed=2, image_fraction=0.05))
+    result = run_backup(settings)
+    assert result.success
+    checks = check_results(result)
+    assert checks == {"no_duplicate_pis": True, "cids_valid": True, "under_500_bytes_per_entity": True,
+                      "inventory_complete": True, "inventory_only_grows": True,
+                      "car_verified_complete": True}
+    mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("car_file")}
+    car = mats["car_file"]
+    assert car["entities"].value == 60 and car["bytes"].value > 0 and car["seconds"].value >= 0
+    assert Path(car["path"].value).exists()
+    snap = result.asset_materializations_for_node("snapshot")[0].metadata
+    assert snap["entities"].value == 60 and snap["new_events"].value == snap["events"].value
+
+
+def _flatfs_path(repo: Path, cid: str) -> Path:
+    raw = parse_cid(cid)
+    _, _, _, start, length = split_cid(raw)
+    mh = raw[start - 2 : start + length]
+    key = base64.b32encode(mh).decode().rstrip("=")
+    return repo / "blocks" / key[-3:-1] / f"{key}.data"
+
+
+def test_corrupted_block_fails_the_check_and_stops_the_car(kubo, client, settings):
+    gen = generate(client, settings, GenSpec(entities=20, seed=3, image_fraction=0.0))
+    tip = next(iter(gen.tips.values()))
+    path = _flatfs_path(kubo.repo, tip)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    try:
+        result = run_backup(settings)
+        checks = check_results(result)
+        assert checks["inventory_complete"] is False
+        assert not result.asset_materializations_for_node("car_file")
+        assert not list(settings.backups_dir.glob("*.car"))
+    finally:
+        data[-3] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+def test_snapshot_sensor(client, settings, monkeypatch):
+    monkeypatch.setenv("ARKE_SNAPSHOT_THRESHOLD", "10")
+    seed_scenario(client, settings)
+    res = resources(settings)
+    with dg.build_sensor_context(resources=res) as ctx:
+        out = snapshot_sensor(ctx)
+    assert isinstance(out, dg.SkipReason) and "6 events since the latest snapshot, threshold 10" in out.skip_message
+    ArchiveWriter(client, settings).run(5)
+    head = require_pointer(client, settings.index_pointer_path).event_head
+    with dg.build_sensor_context(resources=res) as ctx:
+        out = snapshot_sensor(ctx)
+    assert [r.run_key for r in out.run_requests] == [head] and out.cursor == head
+    with dg.build_sensor_context(resources=res, cursor=head) as ctx:
+        again = snapshot_sensor(ctx)
+    assert isinstance(again, dg.SkipReason) and "already" in again.skip_message
+
+
+def test_schedule_requests_backup_job():
+    schedule = defs.resolve_schedule_def("daily_backup")
+    assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "UTC"
+    with dg.build_schedule_context() as ctx:
+        request = schedule.evaluate_tick(ctx).run_requests[0]
+    assert schedule.job_name == "backup_job" and request.tags["arke/trigger"] == "schedule"
+
+
+def test_dagster_validates_the_workspace():
+    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+                          "-w", "workspace.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/hostname"])
+def test_restore_job_refuses_paths_outside_backups(client, settings, bad):
+    seed_scenario(client, settings)
+    before = client.files_stat("/")["Hash"]
+    result = defs.resolve_job_def("restore_job").execute_in_process(
+        run_config={"car_path": bad},
+        resources=resources(settings), raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("verify_backup")
+    assert "outside the backups folder" in failure.user_failure_data.description
+    assert client.files_stat("/")["Hash"] == before
