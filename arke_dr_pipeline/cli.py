@@ -90,6 +90,24 @@ def doctor(obj: Ctx):
     click.echo(f"api  {obj.settings.api_url}")
 
 
+@main.command()
+@click.pass_obj
+@operation
+def status(obj: Ctx):
+    """The archive on the node: pointer fields and the number of tip files, as JSON."""
+    from .dr.pointer import read_pointer
+    from .dr.tips import read_tips
+
+    with obj.client() as client:
+        pointer = read_pointer(client, obj.settings.index_pointer_path)
+        tips = read_tips(client, obj.settings.index_root) if pointer else None
+    if pointer is None:
+        _out({"archive": False})
+        return
+    fields = ("event_head", "event_count", "total_count", "latest_snapshot_cid", "snapshot_seq")
+    _out({"archive": True, **{k: pointer.raw.get(k) for k in fields}, "tip_files": len(tips or {})})
+
+
 @main.command("gen-test-data")
 @click.option("--entities", type=int, default=0, help="0: the seed's scenario (A, B, C; six events).")
 @click.option("--events", type=int, default=None, help="Total events (default: 1-3 versions, long tail).")

@@ -1,0 +1,136 @@
+"""What a user types: `dagster-daemon run`, `dagster job launch`, the webserver's GraphQL."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
+from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.testdata import seed_scenario
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline_tests.conftest import make_settings
+from arke_dr_pipeline_tests.helpers import logical_dump
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def dagster_env(tmp_path, fresh_kubo):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "IPFS_API_URL": fresh_kubo.api_url,
+           "BACKUPS_DIR": str(settings.backups_dir), "SNAPSHOTS_DIR": str(settings.snapshots_dir),
+           "ARKE_PROGRESS": "0"}
+    return env, settings
+
+
+def _runs(env):
+    out = subprocess.run([sys.executable, "-c", (
+        "import json; from dagster import DagsterInstance\n"
+        "i = DagsterInstance.get()\n"
+        "print(json.dumps([(r.job_name, r.status.value) for r in i.get_runs()]))")],
+        env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _launch(env, tmp_path, config):
+    path = tmp_path / "restore.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-j", "restore_job",
+                          "-c", str(path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def _wait_done(env, count, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _runs(env)
+        done = [r for r in runs if r[1] in ("SUCCESS", "FAILURE", "CANCELED")]
+        if len(done) >= count:
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"runs not finished: {_runs(env)}")
+
+
+def test_restore_job_launched_from_the_cli(dagster_env, fresh_kubo, tmp_path):
+    env, settings = dagster_env
+    with KuboClient(fresh_kubo.api_url) as client:
+        seed_scenario(client, settings)
+        snap = build_snapshot(client, settings)
+        inv = build_inventory(client, settings)
+        pin_set(client, snap.snapshot_cid, inv.path)
+        car = Path(export_car(client, settings, inventory=inv.path).car_path)
+        before = logical_dump(client, settings)
+    fresh_kubo.wipe()
+    env["IPFS_API_URL"] = fresh_kubo.api_url
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _launch(env, tmp_path, {"car_path": "../../../etc/hostname"})
+        runs = _wait_done(env, 1)
+        assert runs[0] == ["restore_job", "FAILURE"]
+        with KuboClient(fresh_kubo.api_url) as client:
+            assert client.files_stat("/arke") is None
+        _launch(env, tmp_path, {"car_path": car.name})
+        runs = _wait_done(env, 2)
+        assert sorted(r[1] for r in runs) == ["FAILURE", "SUCCESS"]
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    with KuboClient(fresh_kubo.api_url) as client:
+        assert logical_dump(client, settings) == before
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+  jobs { name } schedules { name } sensors { name }
+  assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } } } } }"""
+
+
+def test_webserver_lists_the_project(dagster_env):
+    env, _ = dagster_env
+    port = _free_port()
+    web = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                            "-p", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        data = None
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=10)
+                data = resp.json()["data"]["repositoriesOrError"]["nodes"][0]
+                break
+            except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError):
+                time.sleep(1)
+        assert data is not None, "webserver never answered"
+    finally:
+        web.terminate()
+        web.wait(30)
+    assets = {"/".join(a["assetKey"]["path"]): [c["name"] for c in a["assetChecksOrError"]["checks"]]
+              for a in data["assetNodes"]}
+    assert set(assets) == {"event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
+    assert sorted(assets["snapshot"]) == ["cids_valid", "no_duplicate_pis", "under_500_bytes_per_entity"]
+    assert sorted(assets["cid_inventory"]) == ["inventory_complete", "inventory_only_grows"]
+    assert assets["car_file"] == ["car_verified_complete"]
+    assert {j["name"] for j in data["jobs"]} >= {"backup_job", "snapshot_job", "restore_job"}
+    assert [s["name"] for s in data["schedules"]] == ["daily_backup"]
+    assert {s["name"] for s in data["sensors"]} == {"snapshot_sensor", "dr_failure_alert"}
