@@ -66,11 +66,14 @@ class Ctx:
 @click.option("--api", default=api_url_from_env, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
               help="Kubo RPC URL.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per RPC call.")
+@click.option("--transport", type=click.Choice(["http", "docker"]), default="http", show_default=True,
+              help="How CARs reach the node: HTTP, or `ipfs` inside CONTAINER_NAME via docker exec.")
 @click.pass_context
-def main(ctx, api: str, timeout: float):
+def main(ctx, api: str, timeout: float, transport: str):
     """Disaster recovery for the Arke IPFS archive."""
     try:
         ctx.obj = Ctx(api, timeout)
+        ctx.obj.transport = transport
     except ValueError as exc:
         _fail(str(exc), 2)
 
@@ -204,8 +207,13 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
     from .dr.restore import restore as do_restore
 
     with obj.client() as client:
+        transport = None
+        if obj.transport == "docker":
+            from .kubo.transport import make_transport
+
+            transport = make_transport("docker", client, obj.settings.container_name)
         result = do_restore(client, obj.settings, car, snapshot_cid=snapshot_cid, seq=seq,
-                            force=force, wait_timeout=wait_timeout)
+                            force=force, wait_timeout=wait_timeout, transport=transport)
     _out(result)
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from ..dr.config import DEFAULT_POINTER, Settings
 from ..kubo.client import KuboClient, api_url_from_env
+from ..kubo.transport import make_transport
 
 
 class KuboResource(dg.ConfigurableResource):
@@ -22,6 +23,10 @@ class KuboResource(dg.ConfigurableResource):
 
     def client(self) -> KuboClient:
         return KuboClient(self.api_url, timeout=self.timeout, long_timeout=self.export_timeout)
+
+    def car_transport(self, client: KuboClient):
+        """None for HTTP (the client streams); the docker-exec transport when asked for."""
+        return None if self.transport == "http" else make_transport(self.transport, client, self.container_name)
 
 
 class StorageResource(dg.ConfigurableResource):

@@ -58,7 +58,7 @@ def import_backup(request: dict, plan: RestorePlan, kubo: KuboResource,
             check_target(client, storage.settings(kubo), target_pointer(plan), request["force"])
         except RestoreRefused as exc:
             raise dg.Failure(description=str(exc)) from None
-        import_car(client, plan)
+        import_car(client, plan, kubo.car_transport(client))
     return plan
 
 

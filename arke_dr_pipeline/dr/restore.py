@@ -89,10 +89,14 @@ def check_target(client: KuboClient, settings: Settings, target: dict, force: bo
             )
 
 
-def import_car(client: KuboClient, plan: RestorePlan) -> None:
+def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
+    """Streamed over HTTP, or through `transport` (the docker-exec one moves the file in)."""
     log(f"importing {plan.car.name} ({plan.report['block_count']} blocks)")
-    with open(plan.car, "rb") as fh:
-        client.dag_import(fh, pin_roots=True)
+    if transport is not None:
+        transport.dag_import(plan.car)
+    else:
+        with open(plan.car, "rb") as fh:
+            client.dag_import(fh, pin_roots=True)
     if plan.snapshot_cid not in plan.report["roots"]:
         client.pin_add(plan.snapshot_cid)
 
@@ -108,14 +112,14 @@ def write_pointer(client: KuboClient, settings: Settings, target: dict) -> None:
 
 def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
             snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
-            wait_timeout: float = 60.0) -> dict:
+            wait_timeout: float = 60.0, transport=None) -> dict:
     started = time.monotonic()
     with exclusive(settings.lock_dir, "restore"):
         client.wait_until_ready(wait_timeout)
         plan = plan_restore(car_path, snapshot_cid=snapshot_cid, seq=seq)
         target = target_pointer(plan)
         check_target(client, settings, target, force)
-        import_car(client, plan)
+        import_car(client, plan, transport)
         install_tips(client, settings.index_root, plan.entries)
         write_pointer(client, settings, target)
         verified = verify_restored(client, settings, plan.entries, target)
