@@ -90,7 +90,7 @@ def test_truncation_everywhere(tmp_path):
     for cid, d in BLOCKS:
         boundaries.append(pos)
         pos += len(car_section(cid, d))
-    cuts = set(boundaries[1:]) | {b + 1 for b in boundaries} | {b + 3 for b in boundaries} | {b + 40 for b in boundaries}
+    cuts = set(boundaries[1:]) | {b + k for b in boundaries for k in (1, 3, 40)}
     cuts |= {5, 20, len(data) - 1}
     for cut in sorted(c for c in cuts if 0 < c < len(data)):
         path = tmp_path / "cut.car"
@@ -134,7 +134,7 @@ def test_cid_whose_hash_does_not_match(tmp_path):
 def test_sidecar_mismatch_is_refused(tmp_path):
     path = tmp_path / "x.car"
     path.write_bytes(car_bytes())
-    (tmp_path / "x.json").write_text('{"snapshot_cid": "%s", "block_count": 999}' % cid_str(ROOT))
+    (tmp_path / "x.json").write_text(f'{{"snapshot_cid": "{cid_str(ROOT)}", "block_count": 999}}')
     with pytest.raises(BackupInvalid, match="block_count is .* but the sidecar says 999"):
         verify_car(path)
 
