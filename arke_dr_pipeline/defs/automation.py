@@ -4,8 +4,8 @@
 import os
 
 import dagster as dg
-import httpx
 
+from ..dr.alerts import alert_line, send_alert
 from ..dr.pointer import require_pointer
 from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
 from .resources import KuboResource, StorageResource
@@ -61,13 +61,8 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
                        description="One alert line per failed backup or restore run.")
 def dr_failure_alert(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    line = f"ARKE DR ALERT: {run.job_name} run {run.run_id} failed: {context.failure_event.message}"
-    line = " ".join(line.split())[:500]
+    line = alert_line(run.job_name, run.run_id, context.failure_event.message or "")
     context.log.error(line)
-    url = os.environ.get("ARKE_ALERT_WEBHOOK_URL")
-    if url:
-        try:
-            httpx.post(url, json={"text": line}, timeout=10).raise_for_status()
-        except httpx.HTTPError as exc:
-            # never log the URL: webhook URLs carry their token
-            context.log.error(f"alert webhook failed: {type(exc).__name__}")
+    problem = send_alert(line, os.environ.get("ARKE_ALERT_WEBHOOK_URL"))
+    if problem:
+        context.log.error(problem)

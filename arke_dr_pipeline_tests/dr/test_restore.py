@@ -164,3 +164,19 @@ def test_index_rebuild_is_a_constant_number_of_calls(fresh_kubo, tmp_path):
             assert result["tips_verified"] == n
             counts[n] = sum(client.calls.values())
     assert counts[10_000] == counts[50] and counts[50] < 40, counts
+
+
+def test_every_bad_input_leaves_the_node_untouched(kubo, client, settings, tmp_path):
+    from arke_dr_pipeline_tests.ipld.test_car_inputs import bad_cars
+
+    seed_scenario(client, settings)
+    before = client.files_stat("/")["Hash"]
+    pins = client.pin_ls()
+    for name, content in bad_cars().items():
+        path = tmp_path / f"{name}.car"
+        path.write_bytes(content)
+        out = _cli(kubo.api_url, str(path), "--force")
+        assert out.returncode == 1, name
+        assert out.stderr.startswith("arke-dr: error: backup invalid: ") and out.stderr.count("\n") == 1, out.stderr
+        assert client.files_stat("/")["Hash"] == before, name
+    assert client.pin_ls() == pins

@@ -191,3 +191,25 @@ def test_fuzz_random_bytes(tmp_path_factory, data):
 def test_reader_alone_on_a_stream():
     blocks = list(CarReader(io.BytesIO(VALID)))
     assert [b.cid for b in blocks] == [c for c, _ in BLOCKS]
+
+
+def bad_cars() -> dict[str, bytes]:
+    """One of each kind of bad input, for the tests that feed them to restore."""
+    flipped = list(BLOCKS)
+    cid, data = flipped[ROLE["event"]]
+    flipped[ROLE["event"]] = (cid, data[:-2] + bytes([data[-2] ^ 1]) + data[-1:])
+    odd = b"\x01" + uvarint(0x0300) + b"\x12\x20" + make_cid(RAW, b"z")[4:]
+    good = car_bytes()
+    return {
+        "empty": b"",
+        "random": random.Random(9).randbytes(4096),
+        "no-roots": car_header([]),
+        "root-missing": car_bytes(roots=[make_cid(RAW, b"elsewhere")]),
+        "truncated-header": good[:10],
+        "truncated-section": good[: len(good) - 7],
+        "flipped-event": car_bytes(blocks=flipped),
+        "duplicate": car_bytes(blocks=BLOCKS + [BLOCKS[1]]),
+        "oversized-section": car_header([ROOT]) + uvarint(MAX_SECTION + 1) + b"\0" * 64,
+        "unknown-codec": car_header([odd]) + car_section(odd, b"z"),
+        "no-snapshot": car_bytes(blocks=BLOCKS[1:]),
+    }

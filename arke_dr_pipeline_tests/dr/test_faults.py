@@ -1,0 +1,130 @@
+"""Faults against the real node: killed, paused, a full disk. Nothing lost, nothing half-written."""
+
+import resource
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from arke_dr_pipeline.dr import export as export_mod
+from arke_dr_pipeline.dr import snapshot as snapshot_mod
+from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
+from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.restore import restore
+from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
+from arke_dr_pipeline_tests.conftest import make_settings
+
+
+def files(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def restarted(daemon, settings):
+    daemon.start()
+    return KuboClient(daemon.api_url), replace(settings, api_url=daemon.api_url)
+
+
+def _dying(real, daemon, after):
+    def wrapper(*args, **kwargs):
+        for n, item in enumerate(real(*args, **kwargs)):
+            if n == after:
+                daemon.kill()
+            yield item
+    return wrapper
+
+
+def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=200, events=3000, seed=1, image_fraction=0.0))
+        before = require_pointer(client, settings.index_pointer_path).raw
+        monkeypatch.setattr(snapshot_mod, "walk_events", _dying(snapshot_mod.walk_events, fresh_kubo, 500))
+        with pytest.raises(KuboError):
+            build_snapshot(client, settings)
+    monkeypatch.undo()
+    assert files(settings.snapshots_dir) == [".snapshot-build.lock"]
+    client, settings = restarted(fresh_kubo, settings)
+    with client:
+        assert require_pointer(client, settings.index_pointer_path).raw == before
+        result = build_snapshot(client, settings)
+        assert result.seq == 1 and result.new_events == 3000
+    assert "snapshot-1.json" in files(settings.snapshots_dir)
+
+
+def test_node_killed_mid_export(fresh_kubo, tmp_path, monkeypatch):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=300, seed=2, image_fraction=0.05))
+        snap = build_snapshot(client, settings)
+        inv = build_inventory(client, settings)
+        pin_set(client, snap.snapshot_cid, inv.path)
+        monkeypatch.setattr(export_mod, "dag_blocks", _dying(export_mod.dag_blocks, fresh_kubo, 200))
+        with pytest.raises(KuboError):
+            export_car(client, settings, inventory=inv.path)
+    monkeypatch.undo()
+    assert files(settings.backups_dir) == ["arke-1.inventory.tsv"]
+    client, settings = restarted(fresh_kubo, settings)
+    with client:
+        car = export_car(client, settings, inventory=inv.path)
+    assert sorted(files(settings.backups_dir)) == sorted(
+        ["arke-1.inventory.tsv", car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
+
+
+@pytest.mark.timeout(180)
+def test_paused_node_fails_every_operation_with_a_clear_error(fresh_kubo, tmp_path):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        seed_scenario(client, settings)
+        snap = build_snapshot(client, settings)
+        inv = build_inventory(client, settings)
+        pin_set(client, snap.snapshot_cid, inv.path)
+        car = export_car(client, settings, inventory=inv.path).car_path
+        client.files_write(settings.index_pointer_path.replace("index-pointer", "marker"), b"x")
+    fresh_kubo.pause()
+    try:
+        with KuboClient(fresh_kubo.api_url, timeout=1.0, retries=1, backoff=0.01) as client:
+            operations = {
+                "build-snapshot": lambda: build_snapshot(client, settings),
+                "inventory": lambda: build_inventory(client, settings, snap.snapshot_cid),
+                "export": lambda: export_car(client, settings, snap.snapshot_cid),
+                "restore": lambda: restore(client, settings, car, wait_timeout=2),
+                "id": client.id,
+            }
+            for name, op in operations.items():
+                with pytest.raises(KuboUnreachable, match="timed out|not ready|stopped answering") as err:
+                    op()
+                assert str(err.value).count("\n") == 0, name
+        out = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "--api", fresh_kubo.api_url,
+                              "--timeout", "1", "doctor"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1 and "timed out" in out.stderr
+    finally:
+        fresh_kubo.resume()
+    assert not [p for p in settings.backups_dir.iterdir() if p.name.endswith(".partial")]
+
+
+def _limit_file_size(limit):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_disk_full_while_writing_the_car(kubo, client, settings):
+    generate(client, settings, GenSpec(entities=30, seed=4, image_fraction=0.5))
+    build_snapshot(client, settings)
+    env = {"IPFS_API_URL": kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
+           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "INDEX_POINTER_PATH": settings.index_pointer_path,
+           "ARKE_PROGRESS": "0", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "export-car"], env=env,
+                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(1 << 20))
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.count("\n") == 1 and "File too large" in out.stderr
+    assert [p.name for p in settings.backups_dir.iterdir() if p.suffix in (".car", ".partial", ".json")] == []
+    ok = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "export-car"], env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(".car")
