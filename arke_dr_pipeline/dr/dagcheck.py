@@ -85,7 +85,7 @@ class DagCheck:
         if codec == DAG_CBOR:
             value, links = dag_cbor_links(data)
             if isinstance(value, dict) and value.get("schema") == MANIFEST_SCHEMA:
-                m = Manifest.decode(value, f"manifest {cid_str(cid)}")
+                m = Manifest.decode(value)
                 self.manifests[cid] = (sys.intern(m.pi), m.ver, m.prev)
                 return "manifests", links
             return "components", links
@@ -93,14 +93,14 @@ class DagCheck:
             value, links = dag_json_links(data)
             schema = value.get("schema") if isinstance(value, dict) else None
             if schema == EVENT_SCHEMA:
-                e = Event.decode(value, f"event {cid_str(cid)}")
+                e = Event.decode(value)
                 self.events[cid] = (sys.intern(e.pi), e.ver, e.prev)
                 return "events", links
             if schema in (SNAPSHOT_V1, SNAPSHOT_V2):
-                self.snapshots[cid] = SnapshotHeader.decode(value, f"snapshot {cid_str(cid)}")
+                self.snapshots[cid] = SnapshotHeader.decode(value)
                 return "snapshots", links
             if schema == CHUNK_SCHEMA:
-                self.chunks[cid] = decode_chunk(value, f"snapshot chunk {cid_str(cid)}")
+                self.chunks[cid] = decode_chunk(value)
                 return "snapshots", links
             return "components", links
         raise BackupInvalid(cid, f"unknown codec 0x{codec:x}")

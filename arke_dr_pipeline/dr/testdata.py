@@ -51,6 +51,7 @@ class GenSpec:
     image_min: int = 300_000
     image_max: int = 700_000
     text_max: int = 4_000
+    components: bool = True
 
 
 @dataclass
@@ -208,13 +209,16 @@ def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult
                 pi = pis[i]
                 prev, comps = state.get(i, (None, {}))
                 comps = dict(comps)
-                comps["metadata"] = b.file(json.dumps(
-                    {"pi": pi, "ver": ver, "title": f"Item {i}", "n": rng.random()},
-                    sort_keys=True).encode())
-                if ver == 1 or rng.random() < 0.3:
+                if not spec.components:
+                    comps = {}
+                else:
+                    comps["metadata"] = b.file(json.dumps(
+                        {"pi": pi, "ver": ver, "title": f"Item {i}", "n": rng.random()},
+                        sort_keys=True).encode())
+                if spec.components and (ver == 1 or rng.random() < 0.3):
                     text = rng.randbytes(rng.randint(200, spec.text_max)).hex()[: spec.text_max]
                     comps["text"] = b.file(text.encode())
-                if rng.random() < spec.image_fraction:
+                if spec.components and rng.random() < spec.image_fraction:
                     comps["image"] = b.file(rng.randbytes(rng.randint(spec.image_min, spec.image_max)))
                 children = rng.sample(created, min(len(created), rng.choice((0, 0, 0, 1, 2))))
                 mcid = b.version(pi, ver, iso(t0 + n * 1000), prev, comps, children, f"version {ver}")

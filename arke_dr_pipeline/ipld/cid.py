@@ -68,7 +68,15 @@ def split_cid(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int, int, int
     Returns (end, codec, hash_code, digest_start, digest_len); `buf[pos:end]`
     is the CID. A CIDv0 is a bare sha2-256 multihash (0x12 0x20 ...).
     """
-    if len(buf) - pos >= 34 and buf[pos] == 0x12 and buf[pos + 1] == 0x20:
+    avail = len(buf) - pos
+    if avail >= 36 and buf[pos] == 1:
+        # fast paths: CIDv1, sha2-256, one- or two-byte codec (0x0129 dag-json)
+        c = buf[pos + 1]
+        if c < 0x80 and buf[pos + 2] == 0x12 and buf[pos + 3] == 0x20:
+            return pos + 36, c, SHA2_256, pos + 4, 32
+        if c == 0xA9 and avail >= 37 and buf[pos + 2] == 0x02 and buf[pos + 3] == 0x12 and buf[pos + 4] == 0x20:
+            return pos + 37, DAG_JSON, SHA2_256, pos + 5, 32
+    if avail >= 34 and buf[pos] == 0x12 and buf[pos + 1] == 0x20:
         return pos + 34, DAG_PB, SHA2_256, pos + 2, 32
     version, p = read_uvarint(buf, pos)
     if version != 1:

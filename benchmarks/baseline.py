@@ -1,0 +1,41 @@
+"""The seed's algorithms, re-implemented faithfully, to measure against.
+
+Snapshot: for every event in turn, a `dag/get` of the event, a `files/read`
+of the entity's tip, a `dag/get` of the manifest; the walk follows `prev`.
+Restore: one `files/mkdir` and one `files/write` per entity.
+"""
+
+from __future__ import annotations
+
+import json
+
+from arke_dr_pipeline.arke.models import tip_path
+from arke_dr_pipeline.arke.models import SnapshotEntry
+from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.kubo.client import KuboClient
+
+
+def seed_snapshot(client: KuboClient, head: str, index_root: str) -> dict[str, dict]:
+    entries: dict[str, dict] = {}
+    cur = head
+    while cur:
+        event = json.loads(client.dag_get(cur))
+        pi = event["pi"]
+        try:
+            tip = client.files_read(tip_path(pi, index_root)).decode().strip()
+        except Exception:
+            tip = event["tip_cid"]["/"]
+        manifest = json.loads(client.dag_get(event["tip_cid"]["/"]))
+        if pi not in entries:
+            entries[pi] = {"pi": pi, "ver": manifest["ver"], "tip_cid": tip, "ts": event["ts"],
+                           "chain_cid": cur}
+        prev = event.get("prev")
+        cur = prev["/"] if prev else None
+    return entries
+
+
+def seed_restore_tips(client: KuboClient, entries: list[SnapshotEntry], index_root: str) -> None:
+    for e in entries:
+        path = tip_path(e.pi, index_root)
+        client.files_mkdir(path.rsplit("/", 1)[0], parents=True)
+        client.files_write(path, (cid_str(e.tip_cid) + "\n").encode())

@@ -1,0 +1,272 @@
+"""One benchmark run: generate an archive on a fresh node, measure ours against the baselines."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.dagcheck import DagCheck
+from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.restore import plan_restore, target_pointer, write_pointer
+from arke_dr_pipeline.dr.snapshot import load_snapshot
+from arke_dr_pipeline.dr.testdata import GenSpec, generate
+from arke_dr_pipeline.dr.tips import install_tips, read_tips
+from arke_dr_pipeline.dr.writer import ArchiveWriter
+from arke_dr_pipeline.ipld.car import CarReader, CarWriter
+from arke_dr_pipeline.ipld.cid import RAW, cid_str, make_cid
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.kubo.daemon import KUBO_VERSION, KuboDaemon
+
+from .baseline import seed_restore_tips, seed_snapshot
+from .measure import RssWatch, arke_dr, run_measured
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def _env(settings: Settings) -> dict:
+    return {**os.environ, "IPFS_API_URL": settings.api_url, "SNAPSHOTS_DIR": str(settings.snapshots_dir),
+            "BACKUPS_DIR": str(settings.backups_dir), "ARKE_PROGRESS": "0", "ARKE_RPC_TIMEOUT": "300"}
+
+
+def _ok(result: dict, what: str) -> dict:
+    if result["returncode"] != 0:
+        raise RuntimeError(f"{what} failed: {result['stderr'][-500:]}")
+    return result
+
+
+def _ipfs(node: KuboDaemon, *args: str, stdout=None) -> float:
+    started = time.monotonic()
+    subprocess.run([node.ipfs, *args], env=node.env, check=True, stdout=stdout or subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    return time.monotonic() - started
+
+
+def machine() -> dict:
+    mem = 0
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+    return {"cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+            "kubo": KUBO_VERSION, "platform": platform.platform()}
+
+
+def bench_snapshot(node, client, settings, env) -> dict:
+    head = require_pointer(client, settings.index_pointer_path).event_head
+    started = time.monotonic()
+    baseline = seed_snapshot(client, head, settings.index_root)
+    baseline_s = time.monotonic() - started
+    full = _ok(run_measured(arke_dr("build-snapshot"), env), "full snapshot")
+    _, entries = load_snapshot(client, full["stdout"].strip())
+    same = {pi: cid_str(e.tip_cid) for pi, e in entries.items()} == {pi: b["tip_cid"] for pi, b in baseline.items()}
+    ArchiveWriter(client, settings, seed=5).run(1000)
+    inc = _ok(run_measured(arke_dr("build-snapshot"), env), "incremental snapshot")
+    return {"baseline_full_s": round(baseline_s, 3), "ours_full_s": full["seconds"],
+            "ours_full_peak_rss_mb": full["peak_rss_mb"], "ours_incremental_1k_s": inc["seconds"],
+            "ours_incremental_peak_rss_mb": inc["peak_rss_mb"], "speedup_full": _ratio(baseline_s, full["seconds"]),
+            "entries_match_baseline": same, "entities": len(entries)}
+
+
+def bench_export(node, client, settings, env, work: Path, rss_limit_mb: float) -> tuple[dict, Path]:
+    ours = _ok(run_measured(arke_dr("export-car"), env), "export")
+    car = Path(ours["stdout"].strip())
+    root = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
+    bare_path = work / "bare.car"
+    proc = subprocess.Popen([node.ipfs, "dag", "export", "--progress=false", root], env=node.env,
+                            stdout=open(bare_path, "wb"), stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    with RssWatch(node.proc.pid, rss_limit_mb, on_limit=proc.kill) as watch:
+        proc.wait()
+    bare_s = time.monotonic() - started
+    completed = proc.returncode == 0 and not watch.tripped
+    result = {"ours_s": ours["seconds"], "ours_peak_rss_mb": ours["peak_rss_mb"], "car_bytes": car.stat().st_size,
+              "bare_dag_export_s": round(bare_s, 3) if completed else None,
+              "bare_dag_export_completed": completed, "bare_dag_export_kubo_peak_rss_mb": round(watch.peak, 1),
+              "bare_dag_export_stopped_after_s": None if completed else round(bare_s, 1),
+              "ratio_to_bare": _ratio(ours["seconds"], bare_s) if completed else None}
+    bare_path.unlink(missing_ok=True)
+    if not completed:
+        node.stop()
+        node.start()
+    return result, car
+
+
+def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str) -> dict:
+    node = KuboDaemon(work / "ipfs-restore")
+    node.start()
+    try:
+        settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "r-snap",
+                           backups_dir=car.parent)
+        env = _env(settings)
+        plan = plan_restore(car)
+        bare_import_s = _ipfs(node, "dag", "import", "--pin-roots=true", str(car))
+        with KuboClient(node.api_url, timeout=300) as client:
+            started = time.monotonic()
+            install_tips(client, settings.index_root, plan.entries)
+            write_pointer(client, settings, target_pointer(plan))
+            rebuild_s = time.monotonic() - started
+            rebuild_calls = sum(client.calls.values())
+        node.wipe()
+        env["IPFS_API_URL"] = node.api_url
+        ours = _ok(run_measured(arke_dr("restore", str(car)), env), "restore")
+        with KuboClient(node.api_url, timeout=300) as client:
+            tips = read_tips(client, settings.index_root)
+            head = require_pointer(client, settings.index_pointer_path).event_head
+        verified = tips == original_tips and head == original_head
+        node.wipe()
+        _ipfs(node, "dag", "import", "--pin-roots=true", str(car))
+        with KuboClient(node.api_url, timeout=300) as client:
+            started = time.monotonic()
+            seed_restore_tips(client, plan.entries, "/arke/index")
+            baseline_tips_s = time.monotonic() - started
+    finally:
+        node.stop()
+        shutil.rmtree(work / "ipfs-restore", ignore_errors=True)
+    floor = bare_import_s + rebuild_s
+    return {"bare_import_s": round(bare_import_s, 3), "ours_index_rebuild_s": round(rebuild_s, 3),
+            "ours_index_rebuild_rpc_calls": rebuild_calls, "ours_restore_s": ours["seconds"],
+            "ours_restore_peak_rss_mb": ours["peak_rss_mb"], "baseline_tip_writes_s": round(baseline_tips_s, 3),
+            "ratio_to_bare_import_plus_rebuild": _ratio(ours["seconds"], floor),
+            "speedup_rebuild_vs_baseline_tip_writes": _ratio(baseline_tips_s, rebuild_s),
+            "speedup_restore_vs_baseline": _ratio(bare_import_s + baseline_tips_s, ours["seconds"]),
+            "restored_archive_verified": verified, "entities": len(plan.entries)}
+
+
+def _synthetic_car(path: Path, count: int, size: int) -> int:
+    rng = random.Random(size)
+    blocks = [rng.randbytes(size) for _ in range(min(count, 64))]
+    total = 0
+    with CarWriter(path, [make_cid(RAW, blocks[0])]) as car:
+        for i in range(count):
+            data = blocks[i % len(blocks)][:-8] + i.to_bytes(8, "big")
+            car.add(make_cid(RAW, data), data)
+            total += len(data)
+    return total
+
+
+def _scan(path: Path) -> float:
+    started = time.monotonic()
+    with open(path, "rb", buffering=1 << 20) as fh:
+        reader = CarReader(fh)
+        check = DagCheck(list(reader.roots))
+        for block in reader:
+            check.add(block.cid, block.data)
+    return time.monotonic() - started
+
+
+def bench_verify(work: Path, large_mb: int, small_blocks: int, archive_car: Path) -> dict:
+    large, small = work / "large.car", work / "small.car"
+    large_bytes = _synthetic_car(large, large_mb, 1 << 20)
+    _synthetic_car(small, small_blocks, 100)
+    large_s, small_s = _scan(large), _scan(small)
+    arch = run_measured(arke_dr("verify-car", str(archive_car)), {**os.environ, "ARKE_PROGRESS": "0"})
+    large.unlink()
+    small.unlink()
+    return {"large_blocks_mb_per_s": round(large_bytes / 1e6 / large_s, 1),
+            "small_blocks_per_s": round(small_blocks / small_s),
+            "archive_car_verify_s": arch["seconds"], "archive_car_verify_peak_rss_mb": arch["peak_rss_mb"],
+            "archive_car_mb_per_s": round(archive_car.stat().st_size / 1e6 / arch["seconds"], 1)}
+
+
+def bench_long_chain(work: Path, events: int) -> dict:
+    node = KuboDaemon(work / "ipfs-chain")
+    node.start()
+    try:
+        settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "chain-snap",
+                           backups_dir=work / "chain-backups")
+        with KuboClient(node.api_url, timeout=600) as client:
+            generate(client, settings, GenSpec(entities=min(10_000, events), events=events, seed=3,
+                                               components=False))
+        with RssWatch(node.proc.pid) as watch:
+            snap = _ok(run_measured(arke_dr("build-snapshot"), _env(settings)), "long-chain snapshot")
+    finally:
+        node.stop()
+        shutil.rmtree(work / "ipfs-chain", ignore_errors=True)
+    return {"events": events, "snapshot_s": snap["seconds"], "snapshot_peak_rss_mb": snap["peak_rss_mb"],
+            "kubo_peak_rss_mb": round(watch.peak, 1)}
+
+
+def run(*, entities: int, events: int, chain_events: int, image_fraction: float, large_mb: int,
+        small_blocks: int, bare_export_rss_limit_mb: float, workdir: str | None = None) -> dict:
+    work = Path(workdir or tempfile.mkdtemp(prefix="arke-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": machine(), "parameters": {
+        "entities": entities, "events": events, "chain_events": chain_events, "image_fraction": image_fraction,
+        "large_car_mb": large_mb, "small_car_blocks": small_blocks,
+        "bare_export_rss_limit_mb": bare_export_rss_limit_mb}}
+    node = KuboDaemon(work / "ipfs")
+    node.start()
+    try:
+        settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "snapshots",
+                           backups_dir=work / "backups")
+        env = _env(settings)
+        with KuboClient(node.api_url, timeout=600) as client:
+            started = time.monotonic()
+            gen = generate(client, settings, GenSpec(entities=entities, events=events, seed=1,
+                                                     image_fraction=image_fraction))
+            results["generate"] = {**gen.summary(), "seconds": round(time.monotonic() - started, 2)}
+            results["snapshot"] = bench_snapshot(node, client, settings, env)
+            results["export"], car = bench_export(node, client, settings, env, work, bare_export_rss_limit_mb)
+        with KuboClient(node.api_url, timeout=600) as client:
+            tips = read_tips(client, settings.index_root)
+            head = require_pointer(client, settings.index_pointer_path).raw.get("snapshot_event_cid")
+    finally:
+        node.stop()
+    results["restore"] = bench_restore(work, car, tips, head)
+    results["verify"] = bench_verify(work, large_mb, small_blocks, car)
+    if chain_events:
+        results["memory"] = bench_long_chain(work, chain_events)
+    results["targets"] = targets(results)
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def targets(r: dict) -> list[dict]:
+    s, e, rs, v = r["snapshot"], r["export"], r["restore"], r["verify"]
+    m = r.get("memory", {})
+    rows = [
+        ("full snapshot >= 20x faster than baseline", s["speedup_full"], lambda x: x >= 20),
+        ("incremental snapshot after 1k events < 2 s", s["ours_incremental_1k_s"], lambda x: x < 2),
+        ("export within 1.3x of bare dag export", e["ratio_to_bare"], lambda x: x <= 1.3),
+        ("restore within 2x of bare import + rebuild", rs["ratio_to_bare_import_plus_rebuild"], lambda x: x <= 2),
+        ("restore >= 20x faster than baseline tip writes", rs["speedup_rebuild_vs_baseline_tip_writes"],
+         lambda x: x >= 20),
+        ("verification >= 500 MB/s, large blocks", v["large_blocks_mb_per_s"], lambda x: x >= 500),
+        ("verification >= 100k blocks/s, small blocks", v["small_blocks_per_s"], lambda x: x >= 100_000),
+        ("peak memory < 300 MB at the long chain", m.get("snapshot_peak_rss_mb"), lambda x: x < 300),
+    ]
+    return [{"target": name, "measured": val, "met": None if val is None else bool(ok(val))}
+            for name, val, ok in rows]
+
+
+def table(r: dict) -> str:
+    lines = [f"machine: {r['machine']['cores']} cores, {r['machine']['memory_mb']} MB, Python "
+             f"{r['machine']['python']}, Kubo {r['machine']['kubo']}",
+             f"archive: {r['parameters']['entities']} entities, {r['parameters']['events']} events, "
+             f"{r['generate']['blocks']} blocks, {r['generate']['bytes'] / 1e6:.0f} MB", ""]
+    for section in ("snapshot", "export", "restore", "verify", "memory"):
+        if section not in r:
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"  {k:45} {v}" for k, v in r[section].items()]
+    lines += ["", "targets:"]
+    for t in r["targets"]:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        lines.append(f"  {mark:7} {t['target']:50} {t['measured']}")
+    return "\n".join(lines)
+
+
+def save(results: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
