@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from functools import wraps
@@ -65,7 +66,8 @@ class Ctx:
 @click.version_option(__version__, prog_name="arke-dr")
 @click.option("--api", default=api_url_from_env, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
               help="Kubo RPC URL.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds per RPC call.")
+@click.option("--timeout", type=float, default=lambda: float(os.environ.get("ARKE_RPC_TIMEOUT", "30")),
+              show_default="ARKE_RPC_TIMEOUT, 30", help="Seconds per RPC call.")
 @click.option("--transport", type=click.Choice(["http", "docker"]), default="http", show_default=True,
               help="How CARs reach the node: HTTP, or `ipfs` inside CONTAINER_NAME via docker exec.")
 @click.pass_context

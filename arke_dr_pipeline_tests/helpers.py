@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from arke_dr_pipeline.arke.models import Manifest
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
 from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.tips import read_tips
 from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.ipld.links import dag_cbor_links
@@ -41,3 +44,11 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
         "pointer": {k: pointer.raw.get(k) for k in ("event_head", "event_count", "total_count")},
         "tips": tips, "histories": histories, "components": components, "chain": chain,
     }
+
+
+def backup(client: KuboClient, settings: Settings) -> Path:
+    """The whole backup as the CLI's build-snapshot then export-car do it; the CAR's path."""
+    snap = build_snapshot(client, settings)
+    inv = build_inventory(client, settings, snap.snapshot_cid)
+    pin_set(client, snap.snapshot_cid, inv.path)
+    return Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path).car_path)

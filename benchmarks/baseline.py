@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-from arke_dr_pipeline.arke.models import tip_path
-from arke_dr_pipeline.arke.models import SnapshotEntry
+from arke_dr_pipeline.arke.models import SnapshotEntry, tip_path
 from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.kubo.client import KuboClient
 

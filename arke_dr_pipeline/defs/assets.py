@@ -10,7 +10,7 @@ import dagster as dg
 
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import build_inventory, export_car, inventory_path, latest_snapshot, pin_set
-from ..dr.pointer import require_pointer
+from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
 from .resources import KuboResource, StorageResource
 
@@ -89,13 +89,20 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
     )
 
 
+def _latest(client, settings) -> tuple[str, int]:
+    """The snapshot the upstream assets just built: its CID and seq, from the pointer."""
+    pointer = require_pointer(client, settings.index_pointer_path)
+    if not pointer.latest_snapshot_cid:
+        raise ArchiveError("the index pointer names no snapshot yet")
+    return pointer.latest_snapshot_cid, pointer.snapshot_seq
+
+
 @dg.asset(group_name=GROUP, deps=[cid_inventory],
           description="One recursive pin of the snapshot root, made offline.")
 def pinned_set(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     with kubo.client() as client:
-        snapshot_cid = latest_snapshot(client, settings)
-        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
+        snapshot_cid, seq = _latest(client, settings)
         out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "snapshot_cid": dg.MetadataValue.text(snapshot_cid), "pins": out["pinned"],
@@ -108,8 +115,7 @@ def pinned_set(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeRe
 def car_file(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     with kubo.client() as client:
-        snapshot_cid = latest_snapshot(client, settings)
-        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
+        snapshot_cid, seq = _latest(client, settings)
         result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(result.car_path),

@@ -114,8 +114,11 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             anomalies.append(f"{pi}: ver goes backwards from {old.ver} to {entry.ver}")
         entries[pi] = entry
     ordered = [entries[pi] for pi in sorted(entries)]
+    log(f"walked {walked} events in {time.monotonic() - started:.1f}s; {len(ordered)} entities")
     if check_tips:
+        tips_started = time.monotonic()
         anomalies.extend(compare_tips(client, settings, ordered))
+        log(f"compared {len(ordered)} tip files in {time.monotonic() - tips_started:.1f}s")
     for a in anomalies[:20]:
         log(f"warning: {a}")
     if len(anomalies) > 20:
@@ -132,9 +135,7 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
     snapshot_cid = cid_str(root)
     schema = decode_snapshot(blocks[-1][1]).schema
-    event_count = pointer.event_count if prev_cid is None else pointer.snapshot_event_count + walked
-    if prev_cid is None:
-        event_count = walked
+    event_count = walked + (pointer.snapshot_event_count if prev_cid else 0)
     result = SnapshotResult(
         snapshot_cid, seq, head, len(ordered), walked, event_count,
         sum(len(d) for _, d in blocks), schema, 0.0, True, prev_cid is not None, anomalies,

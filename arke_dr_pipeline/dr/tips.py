@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from ..arke.models import SnapshotEntry, tip_relpath
 from ..ipld.car import CarReader
-from ..ipld.cid import DAG_PB, RAW, cid_str, split_cid
+from ..ipld.cid import DAG_PB, RAW, cid_str, parse_cid, read_uvarint, split_cid
 from ..ipld.links import decode_dag_pb
 from ..kubo.client import KuboClient
 from .streams import IterReader
@@ -22,35 +22,19 @@ UNIXFS_DIR, UNIXFS_FILE, UNIXFS_RAW, UNIXFS_HAMT = 1, 2, 0, 5
 
 
 def _unixfs(data: bytes | None) -> tuple[int, bytes]:
-    """(Type, Data) of a UnixFS protobuf."""
+    """(Type, Data) of a UnixFS protobuf; other fields are skipped."""
     typ, payload, pos = -1, b"", 0
     data = data or b""
     while pos < len(data):
-        key = data[pos]
-        pos += 1
+        key, pos = read_uvarint(data, pos)
+        value, pos = read_uvarint(data, pos)
         if key & 7 == 0:
-            val, shift = 0, 0
-            while True:
-                b = data[pos]
-                pos += 1
-                val |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
             if key >> 3 == 1:
-                typ = val
+                typ = value
         elif key & 7 == 2:
-            length, shift = 0, 0
-            while True:
-                b = data[pos]
-                pos += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
             if key >> 3 == 2:
-                payload = data[pos : pos + length]
-            pos += length
+                payload = data[pos : pos + value]
+            pos += value
         else:
             break
     return typ, payload
@@ -66,16 +50,10 @@ def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
         for block in CarReader(IterReader(chunks)):
             blocks[block.cid] = block.data
     tips: dict[str, str] = {}
-    for name, cid in _walk(blocks, bytes(_root_cid(stat["Hash"]))):
+    for name, cid in _walk(blocks, parse_cid(stat["Hash"])):
         if name.endswith(".tip"):
             tips[name[:-4]] = _file_text(blocks, cid).strip()
     return tips
-
-
-def _root_cid(text: str) -> bytes:
-    from ..ipld.cid import parse_cid
-
-    return parse_cid(text)
 
 
 def _walk(blocks: dict[bytes, bytes], cid: bytes) -> Iterator[tuple[str, bytes]]:

@@ -103,13 +103,7 @@ class PipelinedBlockReader:
         if not status:
             raise KuboUnreachable("block/get", cid, f"node at {self.api_url} closed the connection")
         code = int(status.split(b" ", 2)[1])
-        headers: dict[bytes, bytes] = {}
-        while True:
-            line = stream.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            k, _, v = line.partition(b":")
-            headers[k.strip().lower()] = v.strip()
+        headers = _read_fields(stream)
         body, trailers = self._read_body(stream, headers)
         if code != 200:
             try:
@@ -123,9 +117,8 @@ class PipelinedBlockReader:
 
     @staticmethod
     def _read_body(stream, headers: dict[bytes, bytes]) -> tuple[bytes, dict[bytes, bytes]]:
-        trailers: dict[bytes, bytes] = {}
         if b"content-length" in headers:
-            return stream.read(int(headers[b"content-length"])), trailers
+            return stream.read(int(headers[b"content-length"])), {}
         if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
             raise KuboError("block/get", None, "unexpected HTTP framing from the node")
         parts = []
@@ -135,10 +128,15 @@ class PipelinedBlockReader:
                 break
             parts.append(stream.read(size))
             stream.readline()
-        while True:
-            line = stream.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            k, _, v = line.partition(b":")
-            trailers[k.strip().lower()] = v.strip()
-        return b"".join(parts), trailers
+        return b"".join(parts), _read_fields(stream)
+
+
+def _read_fields(stream) -> dict[bytes, bytes]:
+    """Header or trailer lines up to the blank line, names lowercased."""
+    fields: dict[bytes, bytes] = {}
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b"\n", b""):
+            return fields
+        k, _, v = line.partition(b":")
+        fields[k.strip().lower()] = v.strip()

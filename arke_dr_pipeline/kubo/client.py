@@ -183,8 +183,8 @@ class KuboClient:
                 if not line.strip():
                     continue
                 obj = json.loads(line)
-                if obj.get("Err") or (obj.get("Type") == "error"):
-                    raise KuboError(call, self._arg_label(arg), obj.get("Err") or obj.get("Message"))
+                if obj.get("Err") or obj.get("Type") == "error":
+                    raise KuboError(call, self._arg_label(arg), obj.get("Err") or obj.get("Message") or "failed")
                 yield obj
 
     def id(self) -> dict:
@@ -259,26 +259,18 @@ class KuboClient:
                    allow_big_block: bool = False, timeout: float | None = None) -> list[dict]:
         """Upload a CAR as a streamed multipart body; fail on any `PinErrorMsg`."""
         boundary = "arke-dr-" + os.urandom(12).hex()
-        body = _multipart_stream(boundary, "file", "backup.car", car)
         roots: list[dict] = []
-        with self.stream(
+        for obj in self.json_lines(
             "dag/import", None,
             {"pin-roots": pin_roots, "allow-big-block": allow_big_block or None, "stats": True},
-            content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-            timeout=timeout,
-        ) as resp:
-            for line in resp.iter_lines():
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if "Root" in obj:
-                    root = obj["Root"]
-                    if root.get("PinErrorMsg"):
-                        raise KuboError("dag/import", root["Cid"]["/"],
-                                        f"pinning the root failed: {root['PinErrorMsg']}")
-                    roots.append(root)
-                if obj.get("Message") and obj.get("Type") == "error":
-                    raise KuboError("dag/import", None, obj["Message"])
+            content=_multipart_stream(boundary, "file", "backup.car", car),
+            headers=_multipart_headers(boundary), timeout=timeout,
+        ):
+            root = obj.get("Root")
+            if root is not None:
+                if root.get("PinErrorMsg"):
+                    raise KuboError("dag/import", root["Cid"]["/"], f"pinning the root failed: {root['PinErrorMsg']}")
+                roots.append(root)
         return roots
 
     def pin_add(self, cid: str, *, recursive: bool = True, timeout: float | None = None) -> None:
@@ -345,23 +337,15 @@ class KuboClient:
         reader expects. Nothing is pinned: the tree is meant for `files/cp`.
         """
         boundary = "arke-dr-" + os.urandom(12).hex()
-        body = _multipart_tree(boundary, wrap_dir, files)
         root = None
-        with self.stream(
+        for obj in self.json_lines(
             "add", None,
-            {"cid-version": 1, "raw-leaves": True, "pin": False, "quieter": False,
-             "progress": False, "silent": False},
-            content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            {"cid-version": 1, "raw-leaves": True, "pin": False, "progress": False},
+            content=_multipart_tree(boundary, wrap_dir, files), headers=_multipart_headers(boundary),
             timeout=timeout,
-        ) as resp:
-            for line in resp.iter_lines():
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if obj.get("Type") == "error":
-                    raise KuboError("add", wrap_dir, obj.get("Message", "add failed"))
-                if obj.get("Name") == wrap_dir:
-                    root = obj["Hash"]
+        ):
+            if obj.get("Name") == wrap_dir:
+                root = obj["Hash"]
         if root is None:
             raise KuboError("add", wrap_dir, "no root directory in the answer")
         return root
@@ -380,6 +364,10 @@ class KuboClient:
         for _ in self.json_lines("repo/gc", None, {"quiet": True}):
             removed += 1
         return removed
+
+
+def _multipart_headers(boundary: str) -> dict[str, str]:
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def _multipart_stream(boundary: str, field: str, filename: str,

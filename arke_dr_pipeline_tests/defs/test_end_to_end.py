@@ -13,12 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
-from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.testdata import seed_scenario
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import logical_dump
+from arke_dr_pipeline_tests.helpers import backup, logical_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,10 +66,7 @@ def test_restore_job_launched_from_the_cli(dagster_env, fresh_kubo, tmp_path):
     env, settings = dagster_env
     with KuboClient(fresh_kubo.api_url) as client:
         seed_scenario(client, settings)
-        snap = build_snapshot(client, settings)
-        inv = build_inventory(client, settings)
-        pin_set(client, snap.snapshot_cid, inv.path)
-        car = Path(export_car(client, settings, inventory=inv.path).car_path)
+        car = backup(client, settings)
         before = logical_dump(client, settings)
     fresh_kubo.wipe()
     env["IPFS_API_URL"] = fresh_kubo.api_url

@@ -185,3 +185,14 @@ def test_big_archive_snapshot_is_chunked(client, settings):
     header = decode_snapshot(client.block_get(snap.snapshot_cid))
     assert len(header.chunks) >= 2
     assert verify_snapshot(client, settings.index_pointer_path)["ok"]
+
+
+def test_disagreements_are_reported_not_chosen(client, settings):
+    gen = seed_scenario(client, settings)
+    wrong = gen.tips[SEED_PIS[1]]
+    client.files_write(f"{settings.index_root}/EN/TI/{SEED_PIS[0]}.tip", (wrong + "\n").encode())
+    snap = build_snapshot(client, settings)
+    assert snap.anomalies == [
+        f"{SEED_PIS[0]}: tip file says {wrong}, newest event says {gen.tips[SEED_PIS[0]]}"]
+    _, entries = load_snapshot(client, snap.snapshot_cid)
+    assert cid_str(entries[SEED_PIS[0]].tip_cid) == gen.tips[SEED_PIS[0]]

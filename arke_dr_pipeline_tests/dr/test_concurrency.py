@@ -10,7 +10,6 @@ from arke_dr_pipeline.defs import defs
 from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr import snapshot as snapshot_mod
 from arke_dr_pipeline.dr.chain import walk_events
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
 from arke_dr_pipeline.dr.lock import LockBusy
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
@@ -19,6 +18,7 @@ from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline_tests.defs.test_definitions import resources
+from arke_dr_pipeline_tests.helpers import backup
 
 
 def cli(settings, *args):
@@ -85,10 +85,7 @@ def test_cli_build_during_a_dagster_snapshot_run(client, settings, monkeypatch):
 
 def test_two_restores_at_once(client, settings, monkeypatch):
     seed_scenario(client, settings)
-    snap = build_snapshot(client, settings)
-    inv = build_inventory(client, settings)
-    pin_set(client, snap.snapshot_cid, inv.path)
-    car = export_car(client, settings, inventory=inv.path).car_path
+    car = backup(client, settings)
     inside, release = threading.Event(), threading.Event()
     real = restore_mod.plan_restore
 

@@ -18,6 +18,7 @@ from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
 from arke_dr_pipeline_tests.conftest import make_settings
+from arke_dr_pipeline_tests.helpers import backup
 
 
 def files(folder):
@@ -80,18 +81,15 @@ def test_paused_node_fails_every_operation_with_a_clear_error(fresh_kubo, tmp_pa
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
         seed_scenario(client, settings)
-        snap = build_snapshot(client, settings)
-        inv = build_inventory(client, settings)
-        pin_set(client, snap.snapshot_cid, inv.path)
-        car = export_car(client, settings, inventory=inv.path).car_path
-        client.files_write(settings.index_pointer_path.replace("index-pointer", "marker"), b"x")
+        car = backup(client, settings)
+        snap_cid = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
     fresh_kubo.pause()
     try:
         with KuboClient(fresh_kubo.api_url, timeout=1.0, retries=1, backoff=0.01) as client:
             operations = {
                 "build-snapshot": lambda: build_snapshot(client, settings),
-                "inventory": lambda: build_inventory(client, settings, snap.snapshot_cid),
-                "export": lambda: export_car(client, settings, snap.snapshot_cid),
+                "inventory": lambda: build_inventory(client, settings, snap_cid),
+                "export": lambda: export_car(client, settings, snap_cid),
                 "restore": lambda: restore(client, settings, car, wait_timeout=2),
                 "id": client.id,
             }

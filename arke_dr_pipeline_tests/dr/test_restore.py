@@ -2,12 +2,10 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from arke_dr_pipeline.dr import restore as restore_mod
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
 from arke_dr_pipeline.dr.restore import RestoreRefused, restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
@@ -16,14 +14,7 @@ from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import logical_dump
-
-
-def backup(client, settings):
-    snap = build_snapshot(client, settings)
-    inv = build_inventory(client, settings, snap.snapshot_cid)
-    pin_set(client, snap.snapshot_cid, inv.path)
-    return Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path).car_path)
+from arke_dr_pipeline_tests.helpers import backup, logical_dump
 
 
 def wiped(daemon, settings):

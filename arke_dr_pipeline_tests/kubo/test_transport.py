@@ -14,7 +14,7 @@ from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.kubo.transport import DockerTransport, HttpTransport, LocalExecBackend
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import logical_dump
+from arke_dr_pipeline_tests.helpers import backup, logical_dump
 
 
 @pytest.fixture
@@ -49,16 +49,10 @@ def test_same_errors_from_both(transports, tmp_path):
 
 
 def test_restore_through_the_docker_transport(fresh_kubo, tmp_path):
-    from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
-    from arke_dr_pipeline.dr.snapshot import build_snapshot
-
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
         seed_scenario(client, settings)
-        snap = build_snapshot(client, settings)
-        inv = build_inventory(client, settings)
-        pin_set(client, snap.snapshot_cid, inv.path)
-        car = export_car(client, settings, inventory=inv.path).car_path
+        car = backup(client, settings)
         before = logical_dump(client, settings)
     fresh_kubo.wipe()
     settings = make_settings(fresh_kubo.api_url, tmp_path)

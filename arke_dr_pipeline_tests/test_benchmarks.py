@@ -1,0 +1,27 @@
+"""The benchmark entry point at small scale: every figure produced, every restore verified.
+
+Times are recorded, never asserted: targets are for `python -m benchmarks` at full scale.
+"""
+
+import json
+
+from benchmarks.__main__ import main
+
+
+def test_small_benchmark_run_produces_every_figure(tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert main(["run", "--entities", "120", "--events", "300", "--chain-events", "2000", "--large-mb", "8",
+                 "--small-blocks", "5000", "--image-fraction", "0.02", "--workdir", str(tmp_path / "work"),
+                 "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    for section in ("snapshot", "export", "restore", "verify", "memory"):
+        assert results[section], section
+        for key, value in results[section].items():
+            assert value is not None or key in ("bare_dag_export_stopped_after_s",), (section, key)
+    assert results["snapshot"]["entries_match_baseline"] is True
+    assert results["restore"]["restored_archive_verified"] is True
+    assert results["export"]["bare_dag_export_completed"] is True
+    assert len(results["targets"]) == 8 and all(t["measured"] is not None for t in results["targets"])
+    assert {"cores", "memory_mb", "python", "kubo"} <= set(results["machine"])
+    assert "targets:" in capsys.readouterr().out
+    assert (tmp_path / "results.txt").exists()
