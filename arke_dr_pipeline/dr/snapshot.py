@@ -15,6 +15,7 @@ from ..arke.models import SnapshotEntry, SnapshotHeader
 from ..arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
+from ..kubo.errors import KuboError
 from .chain import ChainError, walk_events
 from .config import Settings
 from .files import atomic_write_json
@@ -160,8 +161,15 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
 
 
 def compare_tips(client: KuboClient, settings: Settings, entries: list[SnapshotEntry]) -> list[str]:
-    """Tip files that disagree with the chain: reported, never silently chosen."""
-    tips = read_tips(client, settings.index_root)
+    """Tip files that disagree with the chain: reported, never silently chosen.
+
+    An audit, not an input: when the tip tree cannot be read the snapshot is
+    still built from the chain, and the failure is one more anomaly.
+    """
+    try:
+        tips = read_tips(client, settings.index_root)
+    except KuboError as exc:
+        return [f"tip files not compared: {exc}"]
     if tips is None:
         return [f"no tip tree at {settings.index_root}"]
     out = []

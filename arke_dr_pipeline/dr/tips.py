@@ -5,6 +5,12 @@ is shallow, so one `dag/export` of its root brings every directory and tip
 block, and the walk happens here (plain and HAMT-sharded directories).
 Writing goes the same way in reverse: one `add` of the whole tree, one
 `files/cp` into place.
+
+Kubo's MFS has a wall here: after many `files/read` through a HAMT-sharded
+directory (the Arke API reads tips all day), the next `files/stat`, `ls` or
+`flush` touching it re-syncs every loaded entry: 15 s after 1,000 reads of a
+30,000-entry directory, nearly 60 s after 3,000. Calls on the index root get
+the long timeout for that reason.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def _unixfs(data: bytes | None) -> tuple[int, bytes]:
 
 def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
     """{pi: tip CID} for every `.tip` under `root`; None when there is no tree."""
-    stat = client.files_stat(root)
+    stat = client.files_stat(root, timeout=client.long_timeout)
     if stat is None:
         return None
     blocks: dict[bytes, bytes] = {}
@@ -101,7 +107,7 @@ def install_tips(client: KuboClient, root: str, entries: list[SnapshotEntry]) ->
     if client.files_stat(staging) is not None:
         client.files_rm(staging)
     client.files_cp(f"/ipfs/{tree}", staging)
-    if client.files_stat(root) is not None:
+    if client.files_stat(root, timeout=client.long_timeout) is not None:
         client.files_rm(root)
     client.files_mv(staging, root)
     return tree

@@ -313,17 +313,17 @@ class KuboClient:
     def files_mv(self, src: str, dst: str, *, flush=True) -> None:
         self.request("files/mv", [src, dst], {"flush": flush})
 
-    def files_stat(self, path: str) -> dict | None:
+    def files_stat(self, path: str, *, timeout: float | None = None) -> dict | None:
         """None when the path does not exist."""
         try:
-            return self.json("files/stat", path)
+            return self.json("files/stat", path, timeout=timeout)
         except KuboError as exc:
             if "does not exist" in exc.kubo_message or "not exist" in exc.kubo_message:
                 return None
             raise
 
     def files_rm(self, path: str, *, recursive=True, force=True) -> None:
-        self.request("files/rm", path, {"recursive": recursive, "force": force})
+        self.request("files/rm", path, {"recursive": recursive, "force": force}, timeout=self.long_timeout)
 
     def files_flush(self, path: str = "/") -> str:
         return self.json("files/flush", path).get("Cid", "")
