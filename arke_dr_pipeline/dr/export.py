@@ -15,7 +15,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,11 +142,7 @@ class InventoryResult:
     added: int
     removed: int
     previous: str | None
-    fingerprint: str
     seconds: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def inventory_path(settings: Settings, seq: int) -> Path:
@@ -163,13 +159,6 @@ def _previous_inventory(settings: Settings, seq: int) -> Path | None:
         if s < seq and (best is None or s > best[0]):
             best = (s, p)
     return best[1] if best else None
-
-
-def fingerprint(cids: list[str]) -> str:
-    h = hashlib.sha256()
-    for c in cids:
-        h.update(c.encode() + b"\n")
-    return h.hexdigest()
 
 
 def build_inventory(client: KuboClient, settings: Settings,
@@ -192,7 +181,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     return InventoryResult(
         snapshot_cid, seq, str(path), len(rows), report["blocks_by_role"], report["bytes_by_role"],
         report["blocks_by_codec"], report["entity_count"], report["event_count"], added, removed,
-        str(prev) if prev else None, fingerprint(cids), time.monotonic() - started,
+        str(prev) if prev else None, time.monotonic() - started,
     )
 
 
@@ -257,9 +246,6 @@ class ExportResult:
     event_count: int
     seconds: float
     sidecar: dict
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None = None,

@@ -8,7 +8,7 @@ pointer's snapshot fields, then `snapshots/latest.json`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..arke.models import SnapshotEntry, SnapshotHeader
@@ -39,9 +39,6 @@ class SnapshotResult:
     created: bool
     incremental: bool
     anomalies: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def now_ts() -> str:
