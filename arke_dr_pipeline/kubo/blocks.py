@@ -81,7 +81,12 @@ class PipelinedBlockReader:
                         raise failure[0]
                     return
                 self.requests += 1
-                yield cid, self._read_response(stream, cid)
+                try:
+                    data = self._read_response(stream, cid)
+                except (ValueError, IndexError):
+                    raise KuboUnreachable(
+                        "block/get", cid, f"node at {self.api_url} broke off its answer") from None
+                yield cid, data
         except (TimeoutError, OSError) as exc:
             raise KuboUnreachable(
                 "block/get", None, f"node at {self.api_url} stopped answering ({exc})") from None

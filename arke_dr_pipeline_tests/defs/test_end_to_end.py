@@ -51,7 +51,7 @@ def _launch(env, tmp_path, config):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
-def _wait_done(env, count, timeout=240):
+def _wait_done(env, count, timeout=600):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = _runs(env)
