@@ -139,14 +139,15 @@ def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size):
 @main.command("build-snapshot")
 @click.option("--wait", is_flag=True, help="Wait for a running build instead of failing.")
 @click.option("--trigger", default="manual", show_default=True)
+@click.option("--full", is_flag=True, help="Walk the whole event chain, not only the events since the last snapshot.")
 @click.pass_obj
 @operation
-def build_snapshot_cmd(obj: Ctx, wait, trigger):
+def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
     """Snapshot the newest version of every entity; prints the snapshot CID."""
     from .dr.snapshot import build_snapshot
 
     with obj.client() as client:
-        result = build_snapshot(client, obj.settings, wait=wait, trigger=trigger)
+        result = build_snapshot(client, obj.settings, wait=wait, trigger=trigger, full=full)
     click.echo(result.snapshot_cid)
 
 

@@ -180,6 +180,9 @@ class SnapshotEntry:
     tip_cid: bytes
     ts: str
     chain_cid: bytes
+    # (tip, chain) CID texts as read, kept so an unchanged entry is re-encoded
+    # without formatting its CIDs again: most of an incremental build's work
+    texts: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def decode(cls, obj: object, name: str = "snapshot entry") -> SnapshotEntry:

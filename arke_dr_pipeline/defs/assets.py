@@ -7,6 +7,7 @@ nothing between them but the index pointer and the files they wrote.
 
 
 import dagster as dg
+from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import build_inventory, export_car, inventory_path, latest_snapshot, pin_set
@@ -31,14 +32,21 @@ def event_chain_head(kubo: KuboResource, storage: StorageResource) -> dg.Materia
     })
 
 
+class SnapshotConfig(dg.Config):
+    full: bool = Field(
+        default=False,
+        description="Walk the whole event chain and audit every tip file, not only what changed.",
+    )
+
+
 @dg.asset(group_name=GROUP, deps=[event_chain_head],
           description="The newest version of every entity, built incrementally from the chain.")
-def snapshot(context: dg.AssetExecutionContext, kubo: KuboResource,
+def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     trigger = context.run.tags.get("arke/trigger", "dagster")
     with kubo.client() as client:
-        result = build_snapshot(client, settings, wait=True, trigger=trigger)
+        result = build_snapshot(client, settings, wait=True, trigger=trigger, full=config.full)
     for anomaly in result.anomalies[:50]:
         context.log.warning(anomaly)
     return dg.MaterializeResult(metadata={

@@ -22,7 +22,7 @@ from .files import atomic_write_json
 from .lock import exclusive
 from .pointer import ArchiveError, require_pointer, update_snapshot_fields
 from .progress import log, progress
-from .tips import read_tips
+from .tips import read_tips, read_tips_of
 
 
 @dataclass
@@ -56,13 +56,16 @@ def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[st
 
 def build_snapshot(
     client: KuboClient, settings: Settings, *, wait: bool = False, trigger: str = "manual",
-    check_tips: bool = True,
+    check_tips: bool = True, full: bool = False,
 ) -> SnapshotResult:
+    """`full` walks the whole chain again instead of continuing from the previous
+    snapshot: the way out when that snapshot's event is no longer in the chain."""
     with exclusive(settings.lock_dir, "snapshot-build", wait=wait):
-        return _build(client, settings, trigger=trigger, check_tips=check_tips)
+        return _build(client, settings, trigger=trigger, check_tips=check_tips, full=full)
 
 
-def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: bool) -> SnapshotResult:
+def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: bool,
+           full: bool) -> SnapshotResult:
     started = time.monotonic()
     pointer = require_pointer(client, settings.index_pointer_path)
     head = pointer.event_head
@@ -77,7 +80,9 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         prev_header, entries = load_snapshot(client, prev_cid)
         stop = prev_header.event_cid or None
         seq = prev_header.seq + 1
-        if stop == head:
+        if full:
+            entries, stop = {}, None
+        elif stop == head:
             log(f"snapshot {prev_cid} (seq {prev_header.seq}) is up to date with the event head")
             return SnapshotResult(
                 prev_cid, prev_header.seq, head, len(entries), 0, pointer.event_count, 0,
@@ -115,8 +120,9 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     log(f"walked {walked} events in {time.monotonic() - started:.1f}s; {len(ordered)} entities")
     if check_tips:
         tips_started = time.monotonic()
-        anomalies.extend(compare_tips(client, settings, ordered))
-        log(f"compared {len(ordered)} tip files in {time.monotonic() - tips_started:.1f}s")
+        audited = ordered if not stop else [entries[pi] for pi in sorted(newest)]
+        anomalies.extend(compare_tips(client, settings, audited, every=not stop))
+        log(f"compared {len(audited)} tip files in {time.monotonic() - tips_started:.1f}s")
     for a in anomalies[:20]:
         log(f"warning: {a}")
     if len(anomalies) > 20:
@@ -133,10 +139,10 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
     snapshot_cid = cid_str(root)
     schema = decode_snapshot(blocks[-1][1]).schema
-    event_count = walked + (pointer.snapshot_event_count if prev_cid else 0)
+    event_count = _event_count(pointer, walked, incremental=stop is not None)
     result = SnapshotResult(
         snapshot_cid, seq, head, len(ordered), walked, event_count,
-        sum(len(d) for _, d in blocks), schema, 0.0, True, prev_cid is not None, anomalies,
+        sum(len(d) for _, d in blocks), schema, 0.0, True, stop is not None, anomalies,
     )
     meta = {
         "snapshot_cid": snapshot_cid, "seq": seq, "ts": ts, "event_cid": head,
@@ -157,14 +163,31 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     return result
 
 
-def compare_tips(client: KuboClient, settings: Settings, entries: list[SnapshotEntry]) -> list[str]:
+def _event_count(pointer, walked: int, *, incremental: bool) -> int:
+    """Events up to the head. A pointer written by the seed's scripts has no
+    `snapshot_event_count`; its writer-kept `event_count` is then the best count."""
+    if not incremental:
+        return walked
+    if "snapshot_event_count" in pointer.raw:
+        return walked + pointer.snapshot_event_count
+    return max(pointer.event_count, walked)
+
+
+def compare_tips(client: KuboClient, settings: Settings, entries: list[SnapshotEntry], *,
+                 every: bool = True) -> list[str]:
     """Tip files that disagree with the chain: reported, never silently chosen.
 
     An audit, not an input: when the tip tree cannot be read the snapshot is
-    still built from the chain, and the failure is one more anomaly.
+    still built from the chain, and the failure is one more anomaly. A full
+    build reads every tip file in one export of the tree; an incremental one
+    (`every=False`) reads only the tips of the entities its new events touched,
+    so it stays fast whatever the archive's size.
     """
     try:
-        tips = read_tips(client, settings.index_root)
+        if every:
+            tips = read_tips(client, settings.index_root)
+        else:
+            tips = read_tips_of(client, settings.index_root, [e.pi for e in entries])
     except KuboError as exc:
         return [f"tip files not compared: {exc}"]
     if tips is None:

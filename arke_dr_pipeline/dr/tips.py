@@ -15,35 +15,15 @@ the long timeout for that reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..arke.models import SnapshotEntry, tip_relpath
 from ..ipld.car import CarReader
-from ..ipld.cid import DAG_PB, RAW, cid_str, parse_cid, read_uvarint, split_cid
+from ..ipld.cid import DAG_PB, RAW, cid_str, parse_cid, split_cid
 from ..ipld.links import decode_dag_pb
+from ..ipld.unixfs_dir import UNIXFS_DIR, UNIXFS_HAMT, resolve, unixfs_fields
 from ..kubo.client import KuboClient
 from .streams import IterReader
-
-UNIXFS_DIR, UNIXFS_FILE, UNIXFS_RAW, UNIXFS_HAMT = 1, 2, 0, 5
-
-
-def _unixfs(data: bytes | None) -> tuple[int, bytes]:
-    """(Type, Data) of a UnixFS protobuf; other fields are skipped."""
-    typ, payload, pos = -1, b"", 0
-    data = data or b""
-    while pos < len(data):
-        key, pos = read_uvarint(data, pos)
-        value, pos = read_uvarint(data, pos)
-        if key & 7 == 0:
-            if key >> 3 == 1:
-                typ = value
-        elif key & 7 == 2:
-            if key >> 3 == 2:
-                payload = data[pos : pos + value]
-            pos += value
-        else:
-            break
-    return typ, payload
 
 
 def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
@@ -62,10 +42,35 @@ def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
     return tips
 
 
+def read_tips_of(client: KuboClient, root: str, pis: Iterable[str]) -> dict[str, str] | None:
+    """{pi: tip CID} for `pis` only (those with a tip file), so an incremental
+    audit costs what changed, not the size of the archive.
+
+    The paths are resolved here from the index root's blocks (plain and HAMT
+    directories, see ipld/unixfs_dir.py), each directory block fetched once,
+    then the tip blocks, all pipelined; MFS sees one `files/stat`. A file
+    written by `files/write` is a dag-pb node over a raw leaf: two blocks.
+    """
+    stat = client.files_stat(root, timeout=client.long_timeout)
+    if stat is None:
+        return None
+
+    def get_blocks(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        for text, data in client.get_blocks([cid_str(c) for c in cids]):
+            yield parse_cid(text), data
+
+    files = resolve(parse_cid(stat["Hash"]), (tip_relpath(pi) for pi in pis), get_blocks)
+    found = {path: cid for path, cid in files.items() if cid is not None}
+    blocks = dict(get_blocks(list(found.values())))
+    leaves = [c for cid in found.values() if split_cid(cid)[1] == DAG_PB for c, _ in decode_dag_pb(blocks[cid])[0]]
+    blocks.update(get_blocks(leaves))
+    return {path.rsplit("/", 1)[1][:-4]: _file_text(blocks, cid).strip() for path, cid in found.items()}
+
+
 def _walk(blocks: dict[bytes, bytes], cid: bytes) -> Iterator[tuple[str, bytes]]:
     """(file name, cid) of every file below directory `cid`."""
     links, data = decode_dag_pb(blocks[cid])
-    typ, _ = _unixfs(data)
+    typ = unixfs_fields(data)[0]
     hamt = typ == UNIXFS_HAMT
     for child, name in links:
         if hamt:
@@ -74,7 +79,7 @@ def _walk(blocks: dict[bytes, bytes], cid: bytes) -> Iterator[tuple[str, bytes]]
                 continue
             name = name[2:]
         codec = split_cid(child)[1]
-        if codec == DAG_PB and _unixfs(decode_dag_pb(blocks[child])[1])[0] in (UNIXFS_DIR, UNIXFS_HAMT):
+        if codec == DAG_PB and unixfs_fields(decode_dag_pb(blocks[child])[1])[0] in (UNIXFS_DIR, UNIXFS_HAMT):
             yield from _walk(blocks, child)
         else:
             yield name, child
@@ -85,7 +90,7 @@ def _file_text(blocks: dict[bytes, bytes], cid: bytes) -> str:
     if codec == RAW:
         return blocks[cid].decode()
     links, data = decode_dag_pb(blocks[cid])
-    _, payload = _unixfs(data)
+    payload = unixfs_fields(data)[1]
     return payload.decode() + "".join(_file_text(blocks, c) for c, _ in links)
 
 

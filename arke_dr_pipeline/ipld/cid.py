@@ -8,7 +8,6 @@ appear only at the edges, through `cid_str` and `parse_cid`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 from multiformats import CID as _MfCID
@@ -128,7 +127,25 @@ def cid_str(cid: bytes) -> str:
     """Kubo's spelling: base32 for CIDv1, base58btc for CIDv0."""
     if cid[0] == 0x12:
         return str(_MfCID.decode(cid))
-    return "b" + base64.b32encode(cid).decode("ascii").lower().rstrip("=")
+    return "b" + _b32encode(cid)
+
+
+_B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_OCTAL5_TO_B32: dict[str, str] = {}
+
+
+def _b32encode(raw: bytes) -> str:
+    """Unpadded lowercase base32, twice as fast as `base64.b32encode`: 15 bits are
+    five octal digits from `format()` (C speed) and three base32 characters."""
+    table = _OCTAL5_TO_B32
+    if not table:
+        a = _B32_ALPHABET
+        table.update((format(v, "05o"), a[v >> 10] + a[(v >> 5) & 31] + a[v & 31]) for v in range(1 << 15))
+    chars = -(-len(raw) * 8 // 5)
+    extra = -chars % 3
+    value = int.from_bytes(raw, "big") << (chars * 5 - len(raw) * 8 + extra * 5)
+    octal = format(value, "o").zfill((chars + extra) * 5 // 3)
+    return "".join([table[octal[i : i + 5]] for i in range(0, len(octal), 5)])[:chars]
 
 
 _RFC4648_TO_INT32 = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")

@@ -73,6 +73,7 @@ class KuboClient:
             base_url=self.api_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            verify=self.api_url.startswith("https:"),  # building the TLS context costs 60 ms a start
         )
 
     def close(self) -> None:

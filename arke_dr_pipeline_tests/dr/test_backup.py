@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from arke_dr_pipeline.arke.models import tip_path
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
@@ -20,7 +21,7 @@ from arke_dr_pipeline.dr.testdata import SEED_PIS, GenSpec, generate, seed_scena
 from arke_dr_pipeline.dr.verify import verify_car, verify_snapshot
 from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
-from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 
 
 def backup(client, settings):
@@ -196,3 +197,31 @@ def test_disagreements_are_reported_not_chosen(client, settings):
         f"{SEED_PIS[0]}: tip file says {wrong}, newest event says {gen.tips[SEED_PIS[0]]}"]
     _, entries = load_snapshot(client, snap.snapshot_cid)
     assert cid_str(entries[SEED_PIS[0]].tip_cid) == gen.tips[SEED_PIS[0]]
+
+
+def test_incremental_audits_the_touched_tips_and_full_rebuild_matches(client, settings):
+    generate(client, settings, GenSpec(entities=200, events=500, seed=12, image_fraction=0.0))
+    first = build_snapshot(client, settings)
+    writer = ArchiveWriter(client, settings, seed=4)
+    writer.run(50)
+    touched = sorted({e.pi for _, e in walk_events(client, require_pointer(
+        client, settings.index_pointer_path).event_head, first.event_cid)})
+    _, before = load_snapshot(client, first.snapshot_cid)
+    untouched = next(pi for pi in sorted(before) if pi not in touched)
+    wrong = cid_str(before[untouched].tip_cid)
+    client.files_write(tip_path(touched[0], settings.index_root), (wrong + "\n").encode())
+    client.files_rm(tip_path(touched[1], settings.index_root))
+    second = build_snapshot(client, settings)
+    assert second.incremental and second.new_events == 50
+    _, entries = load_snapshot(client, second.snapshot_cid)
+    assert second.anomalies == [
+        f"{touched[0]}: tip file says {wrong}, newest event says {cid_str(entries[touched[0]].tip_cid)}",
+        f"{touched[1]}: no tip file"]
+
+    full = build_snapshot(client, settings, full=True)
+    assert not full.incremental and full.seq == 3 and full.new_events == 550 and full.event_count == 550
+    _, rebuilt = load_snapshot(client, full.snapshot_cid)
+    assert rebuilt == entries
+    assert decode_snapshot(client.block_get(full.snapshot_cid)).prev_snapshot == parse_cid(second.snapshot_cid)
+    # the full build audits every tip file, and finds the same two
+    assert sorted(full.anomalies) == sorted(second.anomalies)

@@ -1,0 +1,31 @@
+"""Reading tip files: the whole tree, or only some PIs through plain and HAMT directories."""
+
+from arke_dr_pipeline.arke.models import tip_path
+from arke_dr_pipeline.dr.testdata import GenSpec, generate
+from arke_dr_pipeline.dr.tips import read_tips, read_tips_of
+from arke_dr_pipeline.ipld.cid import parse_cid
+from arke_dr_pipeline.ipld.unixfs_dir import Directory
+
+
+def test_some_tips_read_through_a_hamt_directory_equal_the_whole_tree(client, settings):
+    gen = generate(client, settings, GenSpec(entities=5000, seed=4, image_fraction=0.0))
+    every = read_tips(client, settings.index_root)
+    assert every == gen.tips
+    biggest = max({tip_path(pi, settings.index_root).rsplit("/", 1)[0] for pi in every},
+                  key=lambda d: sum(tip_path(pi, settings.index_root).startswith(d) for pi in every))
+    shard = Directory(client.block_get(client.files_stat(biggest)["Hash"]))
+    assert shard.hamt, "the test needs a HAMT-sharded directory on the way"
+
+    pis = sorted(every)[::37]
+    rewritten = pis[0]
+    # the way the Arke API writes a tip: a dag-pb file node over a raw leaf
+    client.files_write(tip_path(rewritten, settings.index_root), (every[pis[1]] + "\n").encode())
+    absent = ["01ZZZZZZZZZZZZZZZZZZZZZZZZ", pis[2][:-1] + ("0" if pis[2][-1] != "0" else "1")]
+    some = read_tips_of(client, settings.index_root, pis + absent)
+    assert some == {**{pi: every[pi] for pi in pis}, rewritten: every[pis[1]]}
+    assert parse_cid(some[rewritten])
+
+
+def test_no_tree_reads_as_none(client, settings):
+    assert read_tips_of(client, settings.index_root, ["01ZZZZZZZZZZZZZZZZZZZZZZZZ"]) is None
+    assert read_tips(client, settings.index_root) is None
