@@ -157,7 +157,8 @@ def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
 @operation
 def export_car_cmd(obj: Ctx, snapshot_cid):
     """Inventory, pin and export the latest snapshot; prints the CAR path."""
-    from .dr.export import build_inventory, export_car, pin_set
+    from .dr.export import export_car, pin_set
+    from .dr.inventory import build_inventory
 
     with obj.client() as client:
         inv = build_inventory(client, obj.settings, snapshot_cid)

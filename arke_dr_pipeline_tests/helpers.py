@@ -8,7 +8,8 @@ from pathlib import Path
 from arke_dr_pipeline.arke.models import Manifest
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
+from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.tips import read_tips

@@ -17,10 +17,15 @@ def test_small_benchmark_run_produces_every_figure(tmp_path, capsys):
     for section in ("snapshot", "export", "restore", "verify", "memory"):
         assert results[section], section
         for key, value in results[section].items():
-            assert value is not None or key in ("bare_dag_export_stopped_after_s",), (section, key)
+            assert value is not None or key in ("bare_dag_export_same_root_stopped_after_s",), (section, key)
     assert results["snapshot"]["entries_match_baseline"] is True
     assert results["restore"]["restored_archive_verified"] is True
-    assert results["export"]["bare_dag_export_completed"] is True
+    export = results["export"]
+    assert export["bare_dag_export_same_root_completed"] is True
+    # the flat root lists exactly our CAR's blocks: Kubo's export of it is our CAR plus the lists
+    assert export["blocks_listed_under_flat_root"] == export["car_blocks"] > results["generate"]["blocks"]
+    assert export["bare_dag_export_same_blocks_car_bytes"] > export["car_bytes"]
+    assert len(results["restore"]["samples"]["ours_restore_s"]) == 2
     assert len(results["targets"]) == 8 and all(t["measured"] is not None for t in results["targets"])
     assert {"cores", "memory_mb", "python", "kubo"} <= set(results["machine"])
     assert "targets:" in capsys.readouterr().out

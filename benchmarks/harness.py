@@ -27,6 +27,7 @@ from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.daemon import KUBO_VERSION, KuboDaemon
 
 from .baseline import seed_restore_tips, seed_snapshot
+from .flat import put_flat_root
 from .measure import RssWatch, arke_dr, run_measured
 
 
@@ -83,53 +84,83 @@ def bench_snapshot(node, client, settings, env) -> dict:
 
 
 def bench_export(node, client, settings, env, work: Path, rss_limit_mb: float) -> tuple[dict, Path]:
+    os.sync()
     ours = _ok(run_measured(arke_dr("export-car"), env), "export")
     car = Path(ours["stdout"].strip())
     root = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
-    bare_path = work / "bare.car"
-    proc = subprocess.Popen([node.ipfs, "dag", "export", "--progress=false", root], env=node.env,
-                            stdout=open(bare_path, "wb"), stderr=subprocess.DEVNULL)
-    started = time.monotonic()
-    with RssWatch(node.proc.pid, rss_limit_mb, on_limit=proc.kill) as watch:
-        proc.wait()
-    bare_s = time.monotonic() - started
+    same_root = _bare_export(node, root, work / "bare.car", rss_limit_mb)
+    flat_root, listed = put_flat_root(client, car)
+    same_blocks = _bare_export(node, flat_root, work / "bare-flat.car", rss_limit_mb)
+    floor = same_root["seconds"] if same_root["completed"] else same_blocks["seconds"]
+    return {"ours_s": ours["seconds"], "ours_peak_rss_mb": ours["peak_rss_mb"], "car_bytes": car.stat().st_size,
+            "car_blocks": json.loads(car.with_suffix(".json").read_text())["block_count"],
+            "ours_phases": [ln for ln in ours["stderr"].splitlines() if ln.startswith(("exported", "inventory"))],
+            "bare_dag_export_same_root_s": same_root["seconds"] if same_root["completed"] else None,
+            "bare_dag_export_same_root_completed": same_root["completed"],
+            "bare_dag_export_same_root_kubo_peak_rss_mb": same_root["kubo_peak_rss_mb"],
+            "bare_dag_export_same_root_stopped_after_s": None if same_root["completed"] else same_root["seconds"],
+            "bare_dag_export_same_blocks_s": same_blocks["seconds"] if same_blocks["completed"] else None,
+            "bare_dag_export_same_blocks_car_bytes": same_blocks["bytes"],
+            "bare_dag_export_same_blocks_kubo_peak_rss_mb": same_blocks["kubo_peak_rss_mb"],
+            "blocks_listed_under_flat_root": listed,
+            "ratio_to_bare": _ratio(ours["seconds"], floor)}, car
+
+
+def _bare_export(node: KuboDaemon, root: str, out: Path, rss_limit_mb: float) -> dict:
+    """`ipfs dag export` of `root`, stopped (and the node restarted) past the memory limit."""
+    os.sync()
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([node.ipfs, "dag", "export", "--progress=false", root], env=node.env,
+                                stdout=fh, stderr=subprocess.DEVNULL)
+        started = time.monotonic()
+        with RssWatch(node.proc.pid, rss_limit_mb, on_limit=proc.kill) as watch:
+            proc.wait()
+        seconds = time.monotonic() - started
     completed = proc.returncode == 0 and not watch.tripped
-    result = {"ours_s": ours["seconds"], "ours_peak_rss_mb": ours["peak_rss_mb"], "car_bytes": car.stat().st_size,
-              "bare_dag_export_s": round(bare_s, 3) if completed else None,
-              "bare_dag_export_completed": completed, "bare_dag_export_kubo_peak_rss_mb": round(watch.peak, 1),
-              "bare_dag_export_stopped_after_s": None if completed else round(bare_s, 1),
-              "ratio_to_bare": _ratio(ours["seconds"], bare_s) if completed else None}
-    bare_path.unlink(missing_ok=True)
+    size = out.stat().st_size
+    out.unlink(missing_ok=True)
     if not completed:
         node.stop()
         node.start()
-    return result, car
+    return {"seconds": round(seconds, 3), "completed": completed, "bytes": size,
+            "kubo_peak_rss_mb": round(watch.peak, 1)}
 
 
 def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str,
-                  baseline_budget_s: float | None = None) -> dict:
+                  baseline_budget_s: float | None = None, reps: int = 2) -> dict:
+    """Bare import + rebuild and our restore, alternated `reps` times on a wiped node,
+    each after `sync`: both are bound by the disk, whose writeback of the
+    previous run's files otherwise lands on whichever comes next."""
     node = KuboDaemon(work / "ipfs-restore")
     node.start()
+    samples: dict[str, list] = {"bare_import_s": [], "ours_index_rebuild_s": [], "ours_restore_s": []}
     try:
         settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "r-snap",
                            backups_dir=car.parent)
-        env = _env(settings)
         plan = plan_restore(car)
-        bare_import_s = _ipfs(node, "dag", "import", "--pin-roots=true", str(car))
-        with KuboClient(node.api_url, timeout=300) as client:
-            started = time.monotonic()
-            install_tips(client, settings.index_root, plan.entries)
-            write_pointer(client, settings, target_pointer(plan))
-            rebuild_s = time.monotonic() - started
-            rebuild_calls = sum(client.calls.values())
+        for _ in range(reps):
+            node.wipe()
+            os.sync()
+            samples["bare_import_s"].append(round(_ipfs(node, "dag", "import", "--pin-roots=true", str(car)), 3))
+            with KuboClient(node.api_url, timeout=300) as client:
+                started = time.monotonic()
+                install_tips(client, settings.index_root, plan.entries)
+                write_pointer(client, settings, target_pointer(plan))
+                samples["ours_index_rebuild_s"].append(round(time.monotonic() - started, 3))
+                rebuild_calls = sum(client.calls.values())
+            node.wipe()
+            os.sync()
+            env = {**_env(settings), "IPFS_API_URL": node.api_url}
+            ours = _ok(run_measured(arke_dr("restore", str(car)), env), "restore")
+            samples["ours_restore_s"].append(ours["seconds"])
+            with KuboClient(node.api_url, timeout=300) as client:
+                tips = read_tips(client, settings.index_root)
+                head = require_pointer(client, settings.index_pointer_path).event_head
+            verified = tips == original_tips and head == original_head
+            if not verified:
+                break
         node.wipe()
-        env["IPFS_API_URL"] = node.api_url
-        ours = _ok(run_measured(arke_dr("restore", str(car)), env), "restore")
-        with KuboClient(node.api_url, timeout=300) as client:
-            tips = read_tips(client, settings.index_root)
-            head = require_pointer(client, settings.index_pointer_path).event_head
-        verified = tips == original_tips and head == original_head
-        node.wipe()
+        os.sync()
         _ipfs(node, "dag", "import", "--pin-roots=true", str(car))
         with KuboClient(node.api_url, timeout=300) as client:
             written, spent = seed_restore_tips(client, plan.entries, "/arke/index", budget_s=baseline_budget_s)
@@ -138,15 +169,15 @@ def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str
     finally:
         node.stop()
         shutil.rmtree(work / "ipfs-restore", ignore_errors=True)
-    floor = bare_import_s + rebuild_s
-    return {"bare_import_s": round(bare_import_s, 3), "ours_index_rebuild_s": round(rebuild_s, 3),
-            "ours_index_rebuild_rpc_calls": rebuild_calls, "ours_restore_s": ours["seconds"],
+    best = {k: min(v) for k, v in samples.items()}
+    floor = best["bare_import_s"] + best["ours_index_rebuild_s"]
+    return {**best, "samples": samples, "ours_index_rebuild_rpc_calls": rebuild_calls,
             "ours_restore_peak_rss_mb": ours["peak_rss_mb"], "baseline_tip_writes_s": round(baseline_tips_s, 3),
             "baseline_tip_writes_measured": f"{written} of {len(plan.entries)} entities in {spent:.1f}s"
                                             + ("" if written == len(plan.entries) else ", extrapolated linearly"),
-            "ratio_to_bare_import_plus_rebuild": _ratio(ours["seconds"], floor),
-            "speedup_rebuild_vs_baseline_tip_writes": _ratio(baseline_tips_s, rebuild_s),
-            "speedup_restore_vs_baseline": _ratio(bare_import_s + baseline_tips_s, ours["seconds"]),
+            "ratio_to_bare_import_plus_rebuild": _ratio(best["ours_restore_s"], floor),
+            "speedup_rebuild_vs_baseline_tip_writes": _ratio(baseline_tips_s, best["ours_index_rebuild_s"]),
+            "speedup_restore_vs_baseline": _ratio(best["bare_import_s"] + baseline_tips_s, best["ours_restore_s"]),
             "restored_archive_verified": verified, "entities": len(plan.entries)}
 
 
@@ -250,7 +281,7 @@ def targets(r: dict) -> list[dict]:
     rows = [
         ("full snapshot >= 20x faster than baseline", s["speedup_full"], lambda x: x >= 20),
         ("incremental snapshot after 1k events < 2 s", s["ours_incremental_1k_s"], lambda x: x < 2),
-        ("export within 1.3x of bare dag export", e["ratio_to_bare"], lambda x: x <= 1.3),
+        ("export within 1.3x of bare dag export (same root, else same blocks)", e["ratio_to_bare"], lambda x: x <= 1.3),
         ("restore within 2x of bare import + rebuild", rs["ratio_to_bare_import_plus_rebuild"], lambda x: x <= 2),
         ("restore >= 20x faster than baseline tip writes", rs["speedup_rebuild_vs_baseline_tip_writes"],
          lambda x: x >= 20),

@@ -10,9 +10,11 @@ import dagster as dg
 from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
-from ..dr.export import build_inventory, export_car, inventory_path, latest_snapshot, pin_set
+from ..dr.export import export_car, pin_set
+from ..dr.inventory import build_inventory, inventory_path
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
+from ..dr.traverse import latest_snapshot
 from .resources import KuboResource, StorageResource
 
 GROUP = "backup"

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from ..dr.dagcheck import BackupInvalid
-from ..dr.export import inventory_diff
+from ..dr.inventory import inventory_diff
 from ..dr.pointer import require_pointer
 from ..dr.verify import verify_car, verify_snapshot
 from .assets import car_file, cid_inventory, snapshot

@@ -13,7 +13,8 @@ from arke_dr_pipeline.arke.models import tip_path
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set, read_inventory
+from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.inventory import build_inventory, read_inventory
 from arke_dr_pipeline.dr.lock import LockBusy, exclusive
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot

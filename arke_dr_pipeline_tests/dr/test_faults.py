@@ -8,13 +8,16 @@ from dataclasses import replace
 
 import pytest
 
-from arke_dr_pipeline.dr import export as export_mod
 from arke_dr_pipeline.dr import snapshot as snapshot_mod
-from arke_dr_pipeline.dr.export import build_inventory, export_car, pin_set
+from arke_dr_pipeline.dr import traverse as traverse_mod
+from arke_dr_pipeline.dr.dagcheck import BackupInvalid
+from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -57,23 +60,45 @@ def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch):
     assert "snapshot-1.json" in files(settings.snapshots_dir)
 
 
-def test_node_killed_mid_export(fresh_kubo, tmp_path, monkeypatch):
+def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypatch):
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
         generate(client, settings, GenSpec(entities=300, seed=2, image_fraction=0.05))
         snap = build_snapshot(client, settings)
+        monkeypatch.setattr(traverse_mod, "dag_blocks", _dying(traverse_mod.dag_blocks, fresh_kubo, 200))
+        with pytest.raises(KuboError):
+            build_inventory(client, settings)
+    monkeypatch.undo()
+    assert files(settings.backups_dir) == []  # no inventory, no staged CAR, no .partial
+    client, settings = restarted(fresh_kubo, settings)
+    with client:
         inv = build_inventory(client, settings)
         pin_set(client, snap.snapshot_cid, inv.path)
-        monkeypatch.setattr(export_mod, "dag_blocks", _dying(export_mod.dag_blocks, fresh_kubo, 200))
+        # without an inventory the export reads the node itself: killed there too
+        monkeypatch.setattr(traverse_mod, "dag_blocks", _dying(traverse_mod.dag_blocks, fresh_kubo, 200))
         with pytest.raises(KuboError):
-            export_car(client, settings, inventory=inv.path)
+            export_car(client, settings)
     monkeypatch.undo()
-    assert files(settings.backups_dir) == ["arke-1.inventory.tsv"]
+    assert files(settings.backups_dir) == [".arke-1.staging.car", "arke-1.inventory.tsv"]
     client, settings = restarted(fresh_kubo, settings)
     with client:
         car = export_car(client, settings, inventory=inv.path)
     assert sorted(files(settings.backups_dir)) == sorted(
         ["arke-1.inventory.tsv", car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
+    assert verify_car(car.car_path)[0]["block_count"] == inv.block_count
+
+
+def test_a_staged_car_that_is_not_the_inventorys_is_not_used(client, settings):
+    generate(client, settings, GenSpec(entities=40, seed=9, image_fraction=0.0))
+    snap = build_snapshot(client, settings)
+    inv = build_inventory(client, settings)
+    pin_set(client, snap.snapshot_cid, inv.path)
+    staged = settings.backups_dir / ".arke-1.staging.car"
+    lines = open(inv.path).read().splitlines()
+    open(inv.path, "w").write("\n".join(lines[1:]) + "\n")  # the inventory lost a block
+    with pytest.raises(BackupInvalid, match="not the inventory's"):
+        export_car(client, settings, inventory=inv.path)
+    assert not staged.exists() and not list(settings.backups_dir.glob("*.car"))
 
 
 @pytest.mark.timeout(180)
