@@ -85,7 +85,8 @@ def encode_snapshot(
     if sum(len(e) + 1 for e in encoded) < BLOCK_LIMIT - 4096:
         data = _with_entries(encoded, header)
         if len(data) < BLOCK_LIMIT:
-            return make_cid(DAG_JSON, data), [(make_cid(DAG_JSON, data), data)]
+            cid = make_cid(DAG_JSON, data)
+            return cid, [(cid, data)]
     blocks: list[tuple[bytes, bytes]] = []
     for group in _chunk_groups(encoded):
         data = _with_entries(group, {"schema": CHUNK_SCHEMA})
