@@ -8,6 +8,7 @@ import platform
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -89,7 +90,8 @@ def bench_export(node, client, settings, env, work: Path, rss_limit_mb: float) -
     car = Path(ours["stdout"].strip())
     root = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
     same_root = _bare_export(node, root, work / "bare.car", rss_limit_mb)
-    flat_root, listed = put_flat_root(client, car)
+    with KuboClient(node.api_url, timeout=600) as fresh:  # a stopped export restarts the node on a new port
+        flat_root, listed = put_flat_root(fresh, car)
     same_blocks = _bare_export(node, flat_root, work / "bare-flat.car", rss_limit_mb)
     floor = same_root["seconds"] if same_root["completed"] else same_blocks["seconds"]
     return {"ours_s": ours["seconds"], "ours_peak_rss_mb": ours["peak_rss_mb"], "car_bytes": car.stat().st_size,
@@ -255,24 +257,33 @@ def run(*, entities: int, events: int, chain_events: int, image_fraction: float,
             gen = generate(client, settings, GenSpec(entities=entities, events=events, seed=1,
                                                      image_fraction=image_fraction))
             results["generate"] = {**gen.summary(), "seconds": round(time.monotonic() - started, 2)}
+            _phase(results, "generate", partial)
             results["snapshot"] = bench_snapshot(node, client, settings, env)
+            _phase(results, "snapshot", partial)
             results["export"], car = bench_export(node, client, settings, env, work, bare_export_rss_limit_mb)
+            _phase(results, "export", partial)
         with KuboClient(node.api_url, timeout=600) as client:
             tips = read_tips(client, settings.index_root)
             head = require_pointer(client, settings.index_pointer_path).raw.get("snapshot_event_cid")
     finally:
         node.stop()
-    if partial:
-        save(results, partial)
     results["restore"] = bench_restore(work, car, tips, head, baseline_budget_s)
+    _phase(results, "restore", partial)
     results["verify"] = bench_verify(work, large_mb, small_blocks, car)
-    if partial:
-        save(results, partial)
+    _phase(results, "verify", partial)
     if chain_events:
         results["memory"] = bench_long_chain(work, chain_events)
+        _phase(results, "memory", partial)
     results["targets"] = targets(results)
     shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def _phase(results: dict, name: str, partial: str | None) -> None:
+    """A line on stderr per phase (a full run takes most of an hour), results so far saved."""
+    print(f"benchmark: {name} done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+    if partial:
+        save(results, partial)
 
 
 def targets(r: dict) -> list[dict]:
