@@ -188,7 +188,7 @@ def compare_tips(client: KuboClient, settings: Settings, entries: list[SnapshotE
             tips = read_tips(client, settings.index_root)
         else:
             tips = read_tips_of(client, settings.index_root, [e.pi for e in entries])
-    except KuboError as exc:
+    except (KuboError, ValueError) as exc:  # ValueError: a tree we cannot decode (UnixfsError, BlockDecodeError)
         return [f"tip files not compared: {exc}"]
     if tips is None:
         return [f"no tip tree at {settings.index_root}"]
