@@ -29,3 +29,19 @@ def test_some_tips_read_through_a_hamt_directory_equal_the_whole_tree(client, se
 def test_no_tree_reads_as_none(client, settings):
     assert read_tips_of(client, settings.index_root, ["01ZZZZZZZZZZZZZZZZZZZZZZZZ"]) is None
     assert read_tips(client, settings.index_root) is None
+
+
+def test_an_undecodable_tip_tree_is_an_anomaly_not_a_failed_snapshot(client, settings):
+    from arke_dr_pipeline.dr.snapshot import build_snapshot
+    from arke_dr_pipeline.dr.writer import ArchiveWriter
+
+    gen = generate(client, settings, GenSpec(entities=20, events=40, seed=6, image_fraction=0.0))
+    first = build_snapshot(client, settings)
+    ArchiveWriter(client, settings, seed=2).run(5)
+    # every first-level directory of the tip tree replaced by a file: no tip path resolves
+    for top in {pi[:2] for pi in gen.tips}:
+        client.files_rm(f"{settings.index_root}/{top}")
+        client.files_write(f"{settings.index_root}/{top}", b"not a directory\n")
+    second = build_snapshot(client, settings)
+    assert second.incremental and second.new_events == 5 and second.seq == first.seq + 1
+    assert len(second.anomalies) == 1 and second.anomalies[0].startswith("tip files not compared:")
