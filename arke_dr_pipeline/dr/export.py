@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..arke.snapshot_codec import decode_snapshot
+from ..ipld.car import CarError, CarReader
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
 from .carsink import CarSink, staging_car_path
@@ -76,7 +77,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     name = f"arke-{seq}-{stamp}"
     final = settings.backups_dir / f"{name}.car"
     staged = staging_car_path(settings, seq)
-    source = staged if inventory is not None and staged.exists() else None
+    source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
     if source is not None:
         report, cids = _verify_staged(staged, snapshot_cid)
         if cids != read_inventory(inventory):
@@ -111,10 +112,17 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                         report["event_count"], seconds, sidecar)
 
 
+def _staged_for(staged: Path, snapshot_cid: str) -> bool:
+    """A staged CAR of this snapshot (an older one of the same seq is not)."""
+    try:
+        with open(staged, "rb") as fh:
+            return [cid_str(r) for r in CarReader(fh).roots] == [snapshot_cid]
+    except (FileNotFoundError, CarError):
+        return False
+
+
 def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[dict, list[str]]:
     report, check = verify_car(staged, snapshot_cid=snapshot_cid, use_sidecar=False)
-    if report["roots"] != [snapshot_cid]:
-        raise BackupInvalid(snapshot_cid, f"{staged.name} is rooted at {report['roots']}")
     return report, sorted(cid_str(c) for c in check.seen)
 
 

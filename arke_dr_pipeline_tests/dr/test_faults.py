@@ -18,6 +18,7 @@ from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.dr.verify import verify_car
+from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -151,3 +152,20 @@ def test_disk_full_while_writing_the_car(kubo, client, settings):
     ok = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "export-car"], env=env,
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.strip().endswith(".car")
+
+
+def test_a_staged_car_of_another_snapshot_is_passed_over(client, settings):
+    generate(client, settings, GenSpec(entities=30, seed=10, image_fraction=0.0))
+    first = build_snapshot(client, settings)
+    build_inventory(client, settings)
+    older = (settings.backups_dir / ".arke-1.staging.car").read_bytes()
+    ArchiveWriter(client, settings, seed=3).run(5)
+    second = build_snapshot(client, settings)
+    inv = build_inventory(client, settings)
+    pin_set(client, second.snapshot_cid, inv.path)
+    # an older snapshot's staged CAR under this seq's name: not used, the node is read instead
+    (settings.backups_dir / f".arke-{second.seq}.staging.car").write_bytes(older)
+    car = export_car(client, settings, inventory=inv.path)
+    report = verify_car(car.car_path)[0]
+    assert report["snapshot_cid"] == second.snapshot_cid != first.snapshot_cid
+    assert report["block_count"] == inv.block_count
