@@ -71,6 +71,9 @@ def test_restore_job_launched_from_the_cli(dagster_env, fresh_kubo, tmp_path):
     fresh_kubo.wipe()
     env["IPFS_API_URL"] = fresh_kubo.api_url
     settings = make_settings(fresh_kubo.api_url, tmp_path)
+    # create the run storage first: the daemon and `job launch` would otherwise race to create its tables
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=180)
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
