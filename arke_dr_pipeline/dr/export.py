@@ -14,14 +14,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..arke.snapshot_codec import decode_snapshot
-from ..ipld.car import CarError, CarReader
+from ..ipld.car import CarError, CarReader, CarWriter
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
-from .carsink import CarSink, staging_car_path
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
 from .inventory import read_inventory
+from .paths import staging_car_path
 from .pointer import ArchiveError
 from .progress import log
 from .traverse import checked_stream, latest_snapshot
@@ -76,7 +76,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"arke-{seq}-{stamp}"
     final = settings.backups_dir / f"{name}.car"
-    staged = staging_car_path(settings, seq)
+    staged = staging_car_path(settings.backups_dir, seq)
     source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
     if source is not None:
         report, cids = _verify_staged(staged, snapshot_cid)
@@ -129,13 +129,13 @@ def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[dict, list[str]]:
 def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str) -> tuple[dict, list[str]]:
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
-    sink = CarSink(path, root)
+    sink = CarWriter(path, [root])
     try:
         for cid, data, _role in checked_stream(client, snapshot_cid, check, f"exporting {name}.car"):
             sink.add(cid, data)
         report = check.finish(root)
-        sink.commit()
+        sink.close()
     finally:
-        sink.discard()
+        sink.abort()
     report.update({"size": sink.size, "sha256": sink.sha.hexdigest()})
     return report, sorted(cid_str(c) for c in check.seen)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arke.snapshot_codec import decode_snapshot
+from ..ipld.car import CarWriter
 from ..ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
-from .carsink import CarSink, staging_car_path
 from .config import Settings
 from .dagcheck import DagCheck
 from .files import atomic_write
+from .paths import staging_car_path
 from .traverse import checked_stream, latest_snapshot
 
 
@@ -74,15 +75,15 @@ def build_inventory(client: KuboClient, settings: Settings,
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
     _drop_stale_staging(settings)
-    staging = CarSink(staging_car_path(settings, seq), root)
+    staging = CarWriter(staging_car_path(settings.backups_dir, seq), [root])
     try:
         for cid, data, role in checked_stream(client, snapshot_cid, check, "inventory"):
             rows.append(f"{cid_str(cid)}\t{role}\t{CODEC_NAMES[split_cid(cid)[1]]}\t{len(data)}")
             staging.add(cid, data)
         report = check.finish(root)
-        staging.commit()
+        staging.close()
     finally:
-        staging.discard()
+        staging.abort()
     rows.sort()
     path = inventory_path(settings, seq)
     atomic_write(path, ("\n".join(rows) + "\n").encode())

@@ -26,3 +26,8 @@ def backup_path(backups_dir: str | os.PathLike, car_path: str) -> Path:
     if not resolved.is_file():
         raise PathRefused(f"car_path {car_path!r}: no such file in {root}")
     return resolved
+
+
+def staging_car_path(backups_dir: Path, seq: int) -> Path:
+    """The CAR written while the inventory is taken; the export renames it into place."""
+    return backups_dir / f".arke-{seq}.staging.car"

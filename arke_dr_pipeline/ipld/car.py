@@ -159,17 +159,28 @@ def car_section(cid: bytes, data: bytes) -> bytes:
 
 
 class CarWriter:
-    """Write a CAR to `path` through a temporary file renamed on close."""
+    """Write a CAR to `path` through a temporary file renamed on close,
+    hashing what it writes (`sha`, `size`) so no second read is needed."""
 
     def __init__(self, path: str | os.PathLike, roots: list[bytes]):
         self.path = os.fspath(path)
         self._tmp = f"{self.path}.partial"
-        self._fh = open(self._tmp, "wb")
-        self._fh.write(car_header(roots))
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._fh = open(self._tmp, "wb", buffering=1 << 20)
+        self.sha = hashlib.sha256()
+        self.size = 0
         self.blocks = 0
+        self._write(car_header(roots))
+
+    def _write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self.sha.update(data)
+        self.size += len(data)
 
     def add(self, cid: bytes, data: bytes) -> None:
-        self._fh.write(car_section(cid, data))
+        self._write(car_section(cid, data))
         self.blocks += 1
 
     def close(self) -> None:
@@ -179,9 +190,15 @@ class CarWriter:
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._fh.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        """Safe after `close` (nothing left to remove) and on a full disk,
+        where closing fails the buffered write again."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
 
     def __enter__(self) -> CarWriter:
         return self
