@@ -2,15 +2,20 @@
 
 The chain is a linked list as deep as it is long. `refs -r -u` on the head
 lists the chain first (links are visited in key order and `prev` sorts
-before `tip_cid`), so the CIDs of every event are known up front and the
+before `tip_cid`), so the CIDs of every event are known ahead and the
 blocks are fetched pipelined instead of one round trip per event. Every
 event is checked against the `prev` of the one before it; should the order
 ever differ, the walk falls back to following `prev` one block at a time.
+
+Kubo's `refs -r` holds every level it has descended into: one call over a
+1,000,000-event chain grew the daemon past 4 GB. So the chain is listed in
+windows of `max-depth`, each starting from the last event of the one before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 from ..arke.models import Event
 from ..ipld.cid import DAG_JSON, CIDError, check_block, cid_codec, cid_str, parse_cid
@@ -31,12 +36,24 @@ def _decode_event(cid: bytes, data: bytes) -> Event:
     return Event.decode(decode_block(DAG_JSON, data), f"event {cid_str(cid)}")
 
 
-def _chain_prefix(client: KuboClient, head: str) -> Iterator[str]:
+CHAIN_WINDOW = 4096
+
+
+def chain_cids(client: KuboClient, head: str, window: int = CHAIN_WINDOW) -> Iterator[str]:
+    """The chain from `head`, newest first, for as long as `refs` lists it in chain order."""
     yield head
-    for ref in client.refs(head, recursive=True, unique=True):
-        if cid_codec(parse_cid(ref)) != DAG_JSON:
+    start = head
+    while True:
+        listed = 0
+        with closing(client.refs(start, recursive=True, unique=True, max_depth=window)) as refs:
+            for ref in refs:
+                if cid_codec(parse_cid(ref)) != DAG_JSON:
+                    break
+                listed += 1
+                start = ref
+                yield ref
+        if listed < window:
             return
-        yield ref
 
 
 def walk_events(client: KuboClient, head: str, stop: str | None = None) -> Iterator[tuple[bytes, Event]]:
@@ -46,7 +63,7 @@ def walk_events(client: KuboClient, head: str, stop: str | None = None) -> Itera
     if expected == stop_b:
         return
     try:
-        for cid_text, data in client.get_blocks(_chain_prefix(client, head)):
+        for cid_text, data in client.get_blocks(chain_cids(client, head)):
             cid = parse_cid(cid_text)
             if cid != expected:
                 break

@@ -47,8 +47,10 @@ class KuboDaemon:
     address is read back from the repo's `api` file.
     """
 
-    def __init__(self, repo: str | os.PathLike, *, api_port: int = 0, ipfs: str | None = None):
+    def __init__(self, repo: str | os.PathLike, *, api_port: int = 0, ipfs: str | None = None,
+                 datastore: str = "flatfs"):
         self.repo = Path(repo)
+        self.datastore = datastore
         self.api_port = api_port
         self.ipfs = ipfs or find_ipfs()
         self.proc: subprocess.Popen | None = None
@@ -65,7 +67,8 @@ class KuboDaemon:
         if (self.repo / "config").exists():
             return
         self.repo.mkdir(parents=True, exist_ok=True)
-        self._ipfs("init", "--profile=test", "--empty-repo")
+        profile = "test" if self.datastore == "flatfs" else f"test,{self.datastore}"
+        self._ipfs("init", f"--profile={profile}", "--empty-repo")
         self._ipfs("config", "--json", "Addresses.Gateway", "[]")
         self._ipfs("config", "Addresses.API", f"/ip4/127.0.0.1/tcp/{self.api_port}")
         self._ipfs("config", "--json", "Swarm.ResourceMgr.Enabled", "false")
