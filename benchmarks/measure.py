@@ -10,7 +10,12 @@ import time
 
 
 def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200) -> dict:
-    """Run `argv`; its wall time, peak RSS (MB) from wait4, exit code and output."""
+    """Run `argv`; its wall time, peak RSS (MB), exit code and output.
+
+    The peak is the child's own `VmHWM`, polled: wait4's `ru_maxrss` keeps
+    the high-water mark from before `exec`, when the child still shares the
+    harness's pages, so it reported the harness's size (hundreds of MB after
+    generating an archive) for every operation."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out: list[bytes] = []
@@ -19,13 +24,30 @@ def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200
                for s, b in ((proc.stdout, out), (proc.stderr, err))]
     for t in readers:
         t.start()
+    peak = _poll_hwm(proc)
     _, status, usage = os.wait4(proc.pid, 0)
     for t in readers:
         t.join(timeout)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": round(time.monotonic() - started, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    return {"seconds": round(time.monotonic() - started, 3),
+            "peak_rss_mb": round((peak or usage.ru_maxrss) / 1024, 1),
             "returncode": proc.returncode, "stdout": b"".join(out).decode(errors="replace"),
             "stderr": b"".join(err).decode(errors="replace")}
+
+
+def _poll_hwm(proc: subprocess.Popen, interval: float = 0.02) -> int:
+    """The child's `VmHWM` in kB, read until it exits (the zombie keeps its pid, not its status)."""
+    peak = 0
+    while True:
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                hwm = next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), None)
+        except OSError:
+            return peak
+        if hwm is None:
+            return peak
+        peak = max(peak, hwm)
+        time.sleep(interval)
 
 
 def arke_dr(*args: str) -> list[str]:
