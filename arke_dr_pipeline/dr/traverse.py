@@ -2,10 +2,9 @@
 
 Kubo's `dag/export` cannot serve this archive: its traversal grows with the
 depth of the DAG, and the event chain is as deep as it is long (2.2 GB of
-daemon memory at 8,000 events). The DAG is listed instead, the chain with
-windowed `refs -r -u` and the rest by its links, and its blocks read
-pipelined, each hashed against its CID and checked by `DagCheck` as it
-streams.
+daemon memory at 8,000 events). The chain is read in short windows of it,
+the rest by following links with pipelined `block/get`, each block hashed
+against its CID and checked by `DagCheck` as it streams.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_V1, SNAPSHOT_V2
 from ..ipld.cid import DAG_JSON, IDENTITY, CIDError, check_block, cid_str, parse_cid, split_cid
 from ..ipld.links import block_links, dag_json_links
 from ..kubo.client import KuboClient
-from .chain import chain_cids
+from .chain import event_blocks
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .pointer import ArchiveError, require_pointer
@@ -51,9 +50,9 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
     Three passes, because of two walls in Kubo. Snapshot blocks are wide
     (thousands of links), and `refs` is quadratic in a node's link count, so
     they are read and expanded here. The event chain is deep, and both
-    `dag/export` and an unbounded `refs -r` grow with depth, so the chain
-    is listed in windows (`chain_cids`). Everything below the snapshot and
-    the chain (manifests, their components) is walked here level by level.
+    `dag/export` grows with depth, so the chain is read in windows of it
+    (`event_blocks`). Everything below the snapshot and the chain
+    (manifests, their components) is walked here level by level.
     """
     seen: set[bytes] = set()
     later: list[bytes] = []
@@ -89,7 +88,8 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
         if parse_cid(head) in seen:
             continue
 
-        for cid, data in fetch(c for c in chain_cids(client, head) if parse_cid(c) not in seen):
+        for cid, data, _ in event_blocks(client, head, until=seen.__contains__):
+            seen.add(cid)
             yield cid, data
             later.extend(block_links(DAG_JSON, data))
     frontier = [c for c in later if c not in seen]

@@ -250,11 +250,15 @@ class KuboClient:
         return self.json("block/stat", cid, {"offline": offline or None})
 
     @contextmanager
-    def dag_export(self, cid: str, *, timeout: float | None = None) -> Iterator[Iterator[bytes]]:
-        """The CAR bytes of `cid`'s DAG as a stream. Status 200 proves nothing."""
+    def dag_export(self, cid: str, *, timeout: float | None = None,
+                   chunk_size: int | None = 1 << 20) -> Iterator[Iterator[bytes]]:
+        """The CAR bytes of `cid`'s DAG as a stream. Status 200 proves nothing.
+
+        `chunk_size=None` hands over bytes as they arrive, for a reader that
+        stops early and should not have made Kubo traverse a megabyte ahead."""
         with self.stream("dag/export", cid, {"progress": False, "offline": True},
                          timeout=timeout) as resp:
-            yield resp.iter_raw(1 << 20)
+            yield resp.iter_raw(chunk_size)
 
     def dag_import(self, car: BinaryIO | Iterable[bytes], *, pin_roots: bool = True,
                    allow_big_block: bool = False, timeout: float | None = None) -> list[dict]:
