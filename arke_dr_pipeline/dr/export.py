@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import zip_longest
 from pathlib import Path
 
 from .. import __version__
@@ -20,7 +21,7 @@ from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
-from .inventory import read_inventory
+from .inventory import inventory_cids
 from .paths import staging_car_path
 from .pointer import ArchiveError
 from .progress import log
@@ -80,14 +81,14 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
     if source is not None:
         report, cids = _verify_staged(staged, snapshot_cid)
-        if cids != read_inventory(inventory):
+        if not _same(cids, inventory):
             log(f"{staged.name} is not this inventory's CAR; reading the blocks from the node")
             staged.unlink()
             source = None
     if source is None:
         source = settings.backups_dir / f".{name}.car"
         report, cids = _car_from_node(client, snapshot_cid, source, name)
-        if inventory is not None and cids != read_inventory(inventory):
+        if inventory is not None and not _same(cids, inventory):
             source.unlink()
             raise BackupInvalid(root, f"the CAR holds {len(cids)} blocks, not the inventory's "
                                       "(or not the same ones)")
@@ -110,6 +111,11 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     return ExportResult(str(final), str(settings.backups_dir / f"{name}.json"), snapshot_cid, seq,
                         report["size"], report["sha256"], report["block_count"], report["entity_count"],
                         report["event_count"], seconds, sidecar)
+
+
+def _same(cids: list[str], inventory: str | os.PathLike) -> bool:
+    """The CAR's sorted CIDs are the inventory's, read from its file as compared."""
+    return all(a == b for a, b in zip_longest(cids, inventory_cids(inventory)))
 
 
 def _staged_for(staged: Path, snapshot_cid: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import DagCheck
-from .files import atomic_write
+from .files import atomic_file
 from .paths import staging_car_path
 from .traverse import checked_stream, latest_snapshot
 
@@ -84,14 +85,18 @@ def build_inventory(client: KuboClient, settings: Settings,
         staging.close()
     finally:
         staging.abort()
+    del check
     rows.sort()
     path = inventory_path(settings, seq)
-    atomic_write(path, ("\n".join(rows) + "\n").encode())
-    cids = [r.split("\t", 1)[0] for r in rows]
+    with atomic_file(path) as fh:
+        for row in rows:
+            fh.write(row.encode() + b"\n")
+    count = len(rows)
+    del rows
     prev = _previous_inventory(settings, seq)
-    added, removed = _diff(prev, cids)
+    added, removed = _diff(prev, path)
     return InventoryResult(
-        snapshot_cid, seq, str(path), len(rows), report["blocks_by_role"], report["bytes_by_role"],
+        snapshot_cid, seq, str(path), count, report["blocks_by_role"], report["bytes_by_role"],
         report["blocks_by_codec"], report["entity_count"], report["event_count"], added, removed,
         str(prev) if prev else None, time.monotonic() - started,
     )
@@ -100,29 +105,31 @@ def build_inventory(client: KuboClient, settings: Settings,
 def inventory_diff(settings: Settings, seq: int) -> tuple[int, int, str | None]:
     """(added, removed, previous file) between inventory `seq` and the one before it."""
     prev = _previous_inventory(settings, seq)
-    added, removed = _diff(prev, read_inventory(inventory_path(settings, seq)))
+    added, removed = _diff(prev, inventory_path(settings, seq))
     return added, removed, str(prev) if prev else None
 
 
-def _diff(prev: Path | None, cids: list[str]) -> tuple[int, int]:
+def _diff(prev: Path | None, path: Path) -> tuple[int, int]:
+    """A merge of two sorted inventories, read as they are compared."""
     if prev is None:
-        return len(cids), 0
-    with open(prev) as fh:
-        old = [line.split("\t", 1)[0] for line in fh if line.strip()]
-    i = j = added = removed = 0
-    while i < len(old) and j < len(cids):
-        if old[i] == cids[j]:
-            i += 1
-            j += 1
-        elif old[i] < cids[j]:
+        return sum(1 for _ in inventory_cids(path)), 0
+    old, new = inventory_cids(prev), inventory_cids(path)
+    a, b = next(old, None), next(new, None)
+    added = removed = 0
+    while a is not None or b is not None:
+        if a == b:
+            a, b = next(old, None), next(new, None)
+        elif b is None or (a is not None and a < b):
             removed += 1
-            i += 1
+            a = next(old, None)
         else:
             added += 1
-            j += 1
-    return added + len(cids) - j, removed + len(old) - i
+            b = next(new, None)
+    return added, removed
 
 
-def read_inventory(path: str | os.PathLike) -> list[str]:
+def inventory_cids(path: str | os.PathLike) -> Iterator[str]:
     with open(path) as fh:
-        return [line.split("\t", 1)[0] for line in fh if line.strip()]
+        for line in fh:
+            if line.strip():
+                yield line.split("\t", 1)[0]

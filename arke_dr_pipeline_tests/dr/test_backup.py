@@ -14,7 +14,7 @@ from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.export import export_car, pin_set
-from arke_dr_pipeline.dr.inventory import build_inventory, read_inventory
+from arke_dr_pipeline.dr.inventory import build_inventory, inventory_cids
 from arke_dr_pipeline.dr.lock import LockBusy, exclusive
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
@@ -77,7 +77,7 @@ def test_car_holds_exactly_the_inventory(client, settings):
     with open(car.car_path, "rb") as fh:
         reader = CarReader(fh)
         cids = sorted(cid_str(b.cid) for b in reader)
-    assert cids == read_inventory(inv.path)
+    assert cids == list(inventory_cids(inv.path))
     assert inv.blocks_by_role["events"] == inv.event_count
     assert inv.blocks_by_role["snapshots"] == 1 and inv.entity_count == 200
     report, _ = verify_car(car.car_path)
