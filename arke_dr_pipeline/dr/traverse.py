@@ -49,7 +49,7 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
 
     Three passes, because of two walls in Kubo. Snapshot blocks are wide
     (thousands of links), and `refs` is quadratic in a node's link count, so
-    they are read and expanded here. The event chain is deep, and both
+    they are read and expanded here. The event chain is deep, and
     `dag/export` grows with depth, so the chain is read in windows of it
     (`event_blocks`). Everything below the snapshot and the chain
     (manifests, their components) is walked here level by level.

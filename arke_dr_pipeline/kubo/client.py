@@ -291,12 +291,6 @@ class KuboClient:
             raise
         return {k: v["Type"] for k, v in out.get("Keys", {}).items()}
 
-    def refs(self, cid: str, *, recursive=True, unique=True, offline=True,
-             max_depth: int | None = None) -> Iterator[str]:
-        for obj in self.json_lines("refs", cid, {"recursive": recursive, "unique": unique,
-                                                 "offline": offline or None, "max-depth": max_depth}):
-            yield obj["Ref"]
-
     def files_read(self, path: str) -> bytes:
         return self.request("files/read", path).content
 
