@@ -7,14 +7,13 @@ from arke_dr_pipeline.dr.chain import ChainError, event_blocks, walk_events
 from arke_dr_pipeline.dr.testdata import GenSpec, generate
 from arke_dr_pipeline.ipld.cid import DAG_JSON, cid_str
 from arke_dr_pipeline.ipld.links import decode_block
+from arke_dr_pipeline.kubo.client import KuboClient
+
+from ..conftest import make_settings
 
 
 @pytest.fixture(scope="module")
 def archive(kubo, tmp_path_factory):
-    from arke_dr_pipeline.kubo.client import KuboClient
-
-    from ..conftest import make_settings
-
     settings = make_settings(kubo.api_url, tmp_path_factory.mktemp("chain"), "/arke-chain")
     with KuboClient(kubo.api_url, timeout=30) as c:
         gen = generate(c, settings, GenSpec(entities=10, events=40, seed=9, image_fraction=0.0))
