@@ -120,20 +120,43 @@ def status(obj: Ctx):
 @click.option("--image-fraction", type=float, default=0.05, show_default=True,
               help="Share of versions that add a multi-block image.")
 @click.option("--image-size", type=(int, int), default=(300_000, 700_000), show_default=True)
+@click.option("--shape", type=click.Choice(["api", "seed", "mixed"]), default="api", show_default=True,
+              help="api: as the Arke API writes (dag-cbor, plain-map links); seed: as the seed's generator; "
+                   "mixed: begun by the seed, grown by the API.")
 @click.pass_obj
 @operation
-def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size):
+def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size, shape):
     """Fill an empty node with an archive to test on."""
     from .dr.testdata import GenSpec, generate, seed_scenario
 
     with obj.client() as client:
         if entities == 0:
-            result = seed_scenario(client, obj.settings)
+            result = seed_scenario(client, obj.settings, shape)
         else:
             spec = GenSpec(entities=entities, events=events, seed=seed, image_fraction=image_fraction,
-                           image_min=image_size[0], image_max=image_size[1])
+                           image_min=image_size[0], image_max=image_size[1], shape=shape)
             result = generate(client, obj.settings, spec)
-    _out(result.summary())
+    _out({**result.summary(), "shape": shape})
+
+
+@main.command("simulate-writes")
+@click.option("--events", type=click.IntRange(min=1), required=True, help="Events to append.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Events per second (default: as fast as the node takes them, in batches of 50).")
+@click.option("--update-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of events that update an entity written in this run rather than create one.")
+@click.option("--shape", type=click.Choice(["api", "seed"]), default="api", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.pass_obj
+@operation
+def simulate_writes(obj: Ctx, events, rate, update_share, shape, seed):
+    """Append events to an existing archive exactly as the Arke API does."""
+    from .dr.writer import ArchiveWriter
+
+    with obj.client() as client:
+        writer = ArchiveWriter(client, obj.settings, seed=seed, shape=shape)
+        appended = writer.run(events, rate=rate, update_share=update_share, show_progress=True)
+    _out({"appended": len(appended), "event_head": writer.head, "shape": shape})
 
 
 @main.command("build-snapshot")

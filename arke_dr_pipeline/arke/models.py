@@ -14,10 +14,19 @@ import cbrrr
 
 from ..ipld.cid import CIDError, cid_str, parse_cid
 
+# The seed writes `arke/manifest@v1`; the Arke API writes `arke/manifest/v1`.
 MANIFEST_SCHEMA = "arke/manifest@v1"
+API_MANIFEST_SCHEMA = "arke/manifest/v1"
+MANIFEST_SCHEMAS = (MANIFEST_SCHEMA, API_MANIFEST_SCHEMA)
 EVENT_SCHEMA = "arke/event@v1"
+SNAPSHOT_V0 = "arke/snapshot@v0"
 SNAPSHOT_V1 = "arke/snapshot@v1"
+# Upstream's name: inline entries plus merkle fields. Our own chunked
+# snapshots were written under it before upstream took it; they are told
+# apart by having `chunks` and are still read.
 SNAPSHOT_V2 = "arke/snapshot@v2"
+SNAPSHOT_CHUNKED = "arke-dr/snapshot-chunked@v1"
+SNAPSHOT_SCHEMAS = (SNAPSHOT_V0, SNAPSHOT_V1, SNAPSHOT_V2, SNAPSHOT_CHUNKED)
 CHUNK_SCHEMA = "arke/snapshot-chunk@v1"
 POINTER_SCHEMA = "arke/index-pointer@v2"
 
@@ -58,7 +67,7 @@ def _get(obj: dict, name: str, key: str, types, *, nullable=False):
         raise ArkeDecodeError(name, key, f"has type bool, expected {_tn(types)}")
     if not isinstance(v, types):
         if isinstance(v, dict) and "/" in v and types is cbrrr.CID:
-            raise ArkeDecodeError(name, key, "is a plain map, not an IPLD link (tag 42)")
+            raise ArkeDecodeError(name, key, f"is a link-shaped map whose value is not a CID: {v['/']!r:.60}")
         raise ArkeDecodeError(name, key, f"has type {type(v).__name__}, expected {_tn(types)}")
     return v
 
@@ -106,6 +115,13 @@ def _ver(obj: dict, name: str) -> int:
     return ver
 
 
+def link_value(cid: bytes | None, plain: bool):
+    """A link as the seed writes it (tag 42) or as the Arke API does (`{"/": text}`)."""
+    if cid is None:
+        return None
+    return {"/": cid_str(cid)} if plain else cbrrr.CID(cid)
+
+
 @dataclass(frozen=True)
 class Manifest:
     pi: str
@@ -115,15 +131,17 @@ class Manifest:
     components: dict[str, bytes]
     children_pi: list[str]
     note: str
+    schema: str = MANIFEST_SCHEMA
 
     @classmethod
     def decode(cls, obj: object, name: str = "manifest") -> Manifest:
-        _schema(obj, name, MANIFEST_SCHEMA)
+        schema = _schema(obj, name, *MANIFEST_SCHEMAS)
         comps = _get(obj, name, "components", dict)
         links = {}
         for k, v in comps.items():
             if not isinstance(v, cbrrr.CID):
-                what = "a plain map, not an IPLD link (tag 42)" if isinstance(v, dict) else "not a link"
+                what = ("a link-shaped map whose value is not a CID" if isinstance(v, dict) and "/" in v
+                        else "not a link")
                 raise ArkeDecodeError(name, f"components.{k}", f"is {what}")
             links[k] = v.cid_bytes
         children = obj.get("children_pi", [])
@@ -132,14 +150,14 @@ class Manifest:
         return cls(
             pi=_pi(obj, name), ver=_ver(obj, name), ts=_get(obj, name, "ts", str),
             prev=_link(obj, name, "prev", nullable=True), components=links,
-            children_pi=children, note=obj.get("note") or "",
+            children_pi=children, note=obj.get("note") or "", schema=schema,
         )
 
-    def to_ipld(self) -> dict:
+    def to_ipld(self, *, plain: bool = False) -> dict:
         return {
-            "schema": MANIFEST_SCHEMA, "pi": self.pi, "ver": self.ver, "ts": self.ts,
-            "prev": cbrrr.CID(self.prev) if self.prev else None,
-            "components": {k: cbrrr.CID(v) for k, v in self.components.items()},
+            "schema": self.schema, "pi": self.pi, "ver": self.ver, "ts": self.ts,
+            "prev": link_value(self.prev, plain),
+            "components": {k: link_value(v, plain) for k, v in self.components.items()},
             "children_pi": list(self.children_pi), "note": self.note,
         }
 
@@ -165,11 +183,11 @@ class Event:
             prev=_link(obj, name, "prev", nullable=True),
         )
 
-    def to_ipld(self) -> dict:
+    def to_ipld(self, *, plain: bool = False) -> dict:
         return {
             "schema": EVENT_SCHEMA, "type": self.type, "pi": self.pi, "ver": self.ver,
-            "tip_cid": cbrrr.CID(self.tip_cid), "ts": self.ts,
-            "prev": cbrrr.CID(self.prev) if self.prev else None,
+            "tip_cid": link_value(self.tip_cid, plain), "ts": self.ts,
+            "prev": link_value(self.prev, plain),
         }
 
 
@@ -200,7 +218,9 @@ class SnapshotEntry:
 
 @dataclass(frozen=True)
 class SnapshotHeader:
-    """The keys shared by `@v1` and `@v2`; entries live inline (v1) or in chunks (v2)."""
+    """The keys every snapshot format shares; entries live inline (`@v0`, `@v1`,
+    upstream's `@v2`) or in chunks (ours). `extra` keeps upstream's proof
+    summary (`merkle_root`, `cid_count`) for reports; `all_cids` is not kept."""
 
     schema: str
     seq: int
@@ -214,11 +234,11 @@ class SnapshotHeader:
 
     @classmethod
     def decode(cls, obj: object, name: str = "snapshot") -> SnapshotHeader:
-        schema = _schema(obj, name, SNAPSHOT_V1, SNAPSHOT_V2)
+        schema = _schema(obj, name, *SNAPSHOT_SCHEMAS)
         seq = _get(obj, name, "seq", int)
         total = _get(obj, name, "total_count", int)
         entries = chunks = None
-        if schema == SNAPSHOT_V1:
+        if schema != SNAPSHOT_CHUNKED and (schema != SNAPSHOT_V2 or "chunks" not in obj):
             raw = _get(obj, name, "entries", list)
             entries = [SnapshotEntry.decode(e, f"{name} entry {i}") for i, e in enumerate(raw)]
         else:
@@ -238,6 +258,7 @@ class SnapshotHeader:
             total_count=total, prev_snapshot=_link(obj, name, "prev_snapshot", nullable=True)
             if "prev_snapshot" in obj else None,
             entries=entries, chunks=chunks,
+            extra={k: obj[k] for k in ("merkle_root", "cid_count") if obj.get(k) is not None},
         )
 
 

@@ -1,4 +1,10 @@
-"""Snapshot blocks: the seed's single-block `@v1`, chunked `@v2` past 1 MiB.
+"""Snapshot blocks: the seed's single-block `@v1`, chunked past 1 MiB.
+
+Snapshots that fit one block stay `arke/snapshot@v1`, which the Arke API's
+`/snapshot/latest` and upstream tools read. Bigger ones are chunked under a
+schema name of ours (`SNAPSHOT_CHUNKED`): upstream writes `arke/snapshot@v2`
+with inline entries, and two formats under one name would be read wrongly
+by one side or the other. Every format upstream has written is readable.
 
 Blocks are encoded here in canonical dag-json (the library's encoder, and a
 fast path for entries held equal to it by the tests), so their CIDs are
@@ -17,8 +23,8 @@ from ..ipld.cid import DAG_JSON, CIDError, cid_str, make_cid, parse_cid
 from ..ipld.links import decode_block
 from .models import (
     CHUNK_SCHEMA,
+    SNAPSHOT_CHUNKED,
     SNAPSHOT_V1,
-    SNAPSHOT_V2,
     SnapshotEntry,
     SnapshotHeader,
     decode_chunk,
@@ -91,7 +97,7 @@ def encode_snapshot(
     for group in _chunk_groups(encoded):
         data = _with_entries(group, {"schema": CHUNK_SCHEMA})
         blocks.append((make_cid(DAG_JSON, data), data))
-    header["schema"] = SNAPSHOT_V2
+    header["schema"] = SNAPSHOT_CHUNKED
     header["chunks"] = [cbrrr.CID(c) for c, _ in blocks]
     root = encode_dag_json(header)
     return root[0], [*blocks, root]
@@ -110,8 +116,9 @@ def _chunk_groups(encoded: list[bytes]) -> Iterator[list[bytes]]:
         yield group
 
 
-def decode_snapshot(data: bytes, name: str = "snapshot") -> SnapshotHeader:
-    return SnapshotHeader.decode(decode_block(DAG_JSON, data), name)
+def decode_snapshot(data: bytes, name: str = "snapshot", codec: int = DAG_JSON) -> SnapshotHeader:
+    """Ours and upstream's are dag-json; `codec` (from the CID) reads a dag-cbor one too."""
+    return SnapshotHeader.decode(decode_block(codec, data), name)
 
 
 def snapshot_entries(header: SnapshotHeader, get_block) -> Iterable[SnapshotEntry]:

@@ -14,7 +14,6 @@ from ..dr.export import export_car, pin_set
 from ..dr.inventory import build_inventory, inventory_path
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
-from ..dr.traverse import latest_snapshot
 from .resources import KuboResource, StorageResource
 
 GROUP = "backup"
@@ -60,6 +59,8 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
         "bytes": result.block_bytes,
         "bytes_per_entity": round(result.block_bytes / max(result.entity_count, 1), 1),
         "anomalies": len(result.anomalies),
+        "pointer_repaired": int(result.pointer_repaired),
+        "anomaly_list": dg.MetadataValue.md("\n".join(f"- {a}" for a in result.anomalies[:20]) or "none"),
         "seconds": round(result.seconds, 3),
     })
 
@@ -73,8 +74,8 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
 def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
                   storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
+    snapshot_cid, _ = _handed(context)
     with kubo.client() as client:
-        snapshot_cid = latest_snapshot(client, settings)
         try:
             inv = build_inventory(client, settings, snapshot_cid)
         except BackupInvalid as exc:
@@ -99,33 +100,42 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
     )
 
 
-def _latest(client, settings) -> tuple[str, int]:
-    """The snapshot the upstream assets just built: its CID and seq, from the pointer."""
-    pointer = require_pointer(client, settings.index_pointer_path)
-    if not pointer.latest_snapshot_cid:
-        raise ArchiveError("the index pointer names no snapshot yet")
-    return pointer.latest_snapshot_cid, pointer.snapshot_seq
+def _handed(context: dg.AssetExecutionContext) -> tuple[str, int]:
+    """The snapshot the `snapshot` asset built, from its materialization.
+
+    Never from a re-read index pointer: the Arke API may have written back
+    stale snapshot fields since, and a backup of the older snapshot would
+    pass every check.
+    """
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("snapshot"))
+    if event is None or event.asset_materialization is None:
+        raise ArchiveError("no snapshot has been materialized yet: materialize the snapshot asset first")
+    meta = event.asset_materialization.metadata
+    return str(meta["snapshot_cid"].value), int(meta["seq"].value)
 
 
 @dg.asset(group_name=GROUP, deps=[cid_inventory],
-          description="One recursive pin of the snapshot root, made offline.")
-def pinned_set(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
+          description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
+def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
+               storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
+    snapshot_cid, seq = _handed(context)
     with kubo.client() as client:
-        snapshot_cid, seq = _latest(client, settings)
         out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "snapshot_cid": dg.MetadataValue.text(snapshot_cid), "pins": out["pinned"],
+        "cover_blocks": out["cover_blocks"], "cover_cid": dg.MetadataValue.text(out["cover_cid"]),
         "blocks_present": out["present"], "seconds": round(out["seconds"], 3),
     })
 
 
 @dg.asset(group_name=GROUP, deps=[pinned_set],
           description="The CAR and its sidecar, verified as written, renamed into place last.")
-def car_file(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
+def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
+             storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
+    snapshot_cid, seq = _handed(context)
     with kubo.client() as client:
-        snapshot_cid, seq = _latest(client, settings)
         result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(result.car_path),

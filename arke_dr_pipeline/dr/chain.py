@@ -1,25 +1,33 @@
 """Walking the event chain, newest first, as fast as the node allows.
 
-The chain is a linked list as deep as it is long. `dag/export` of an event
-streams the chain first (links are walked in key order and `prev` sorts
-before `tip_cid`), so a few hundred events come in one response instead of
-one round trip each. But Kubo's traversal holds every level it has
+The chain is a linked list as deep as it is long, written in two shapes.
+
+Where `prev` is an IPLD link (the seed's dag-json events), `dag/export` of
+an event streams the chain first (links are walked in key order and `prev`
+sorts before `tip_cid`), so a few hundred events come in one response
+instead of one round trip each. Kubo's traversal holds every level it has
 descended into (an unbounded export of an 8,000-event chain peaks at
 2.2 GB), so each stream is dropped after `WINDOW` events and the next one
-starts where it stopped: Kubo stays near 120 MB at 100,000 events, and the
-walk runs at twice the speed of pipelined `block/get` calls. Every event is
-hashed against its CID and checked against the `prev` of the one before it;
-should the order ever differ, the walk follows `prev` one block at a time.
+starts where it stopped.
+
+Where `prev` is a plain `{"/": cid}` map (the Arke API's dag-cbor events),
+Kubo sees no link at all and an export brings one block. Those events are
+asked for one at a time on one kept-open connection (`get_blocks` fed the
+next CID as soon as the last one is decoded): a loopback round trip per
+event and no per-request setup. One chain may switch shapes midway; the
+walk switches with it, event by event. Every event is hashed against its
+CID and decoded by its own CID's codec.
 """
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterator
 
-from ..arke.models import Event
+from ..arke.models import ArkeDecodeError, Event
 from ..ipld.car import CarError, CarReader
-from ..ipld.cid import DAG_JSON, CIDError, check_block, cid_str, parse_cid
-from ..ipld.links import decode_block
+from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, CIDError, check_block, cid_str, parse_cid, split_cid
+from ..ipld.links import BlockDecodeError, dag_cbor_value, dag_json_links
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
 from .streams import IterReader
@@ -31,12 +39,25 @@ class ChainError(RuntimeError):
     pass
 
 
-def _decode_event(cid: bytes, data: bytes) -> Event:
+def decode_event(cid: bytes, data: bytes) -> tuple[Event, bool]:
+    """(the event, whether Kubo's traversals follow its `prev`)."""
+    name = f"event {cid_str(cid)}"
     try:
         check_block(cid, data)
-    except CIDError as exc:
-        raise ChainError(f"event {cid_str(cid)}: {exc}") from None
-    return Event.decode(decode_block(DAG_JSON, data), f"event {cid_str(cid)}")
+        codec = split_cid(cid)[1]
+        if codec == DAG_JSON:
+            value, followable = dag_json_links(data)[0], True
+        elif codec == DAG_CBOR:
+            value, real, _ = dag_cbor_value(data)
+            followable = bool(real)
+        else:
+            raise ChainError(f"{name}: codec {CODEC_NAMES.get(codec, hex(codec))} is not dag-cbor or dag-json")
+        event = Event.decode(value, name)
+    except (CIDError, BlockDecodeError) as exc:
+        raise ChainError(f"{name}: {exc}") from None
+    except ArkeDecodeError as exc:
+        raise ChainError(str(exc)) from None
+    return event, followable and event.prev is not None and (codec == DAG_JSON or event.prev in real)
 
 
 def _exported(client: KuboClient, start: bytes, window: int) -> Iterator[tuple[bytes, bytes]]:
@@ -48,38 +69,51 @@ def _exported(client: KuboClient, start: bytes, window: int) -> Iterator[tuple[b
             yield block.cid, block.data
 
 
+def _asked(asks: queue.SimpleQueue) -> Iterator[str]:
+    while (cid := asks.get()) is not None:
+        yield cid
+
+
 def event_blocks(client: KuboClient, head: str, until: Callable[[bytes], bool] = lambda cid: False,
                  window: int = WINDOW) -> Iterator[tuple[bytes, bytes, Event]]:
     """(cid, block, event) from `head` back to the first event, or to the first for which `until` holds."""
     expected: bytes | None = parse_cid(head)
+    followable = split_cid(expected)[1] == DAG_JSON
     try:
         while expected is not None and not until(expected):
-            walked = 0
-            for cid, data in _exported(client, expected, window):
-                if cid != expected:
-                    break
-                event = _decode_event(cid, data)
-                yield cid, data, event
-                walked += 1
-                expected = event.prev
-                if expected is None or until(expected):
-                    return
-            if walked == 0:
-                break
+            if followable:
+                followable = False
+                for cid, data in _exported(client, expected, window):
+                    if cid != expected:
+                        break
+                    event, followable = decode_event(cid, data)
+                    yield cid, data, event
+                    expected = event.prev
+                    if expected is None or until(expected):
+                        return
+                    if not followable:
+                        break
+                continue
+            asks: queue.SimpleQueue = queue.SimpleQueue()
+            asks.put(cid_str(expected))
+            blocks = client.get_blocks(_asked(asks))
+            try:
+                for _, data in blocks:
+                    event, followable = decode_event(expected, data)
+                    yield expected, data, event
+                    expected = event.prev
+                    if expected is None or until(expected) or followable:
+                        break
+                    asks.put(cid_str(expected))
+            finally:
+                asks.put(None)
+                blocks.close()
     except KuboError as exc:
         if "not found" in exc.kubo_message or "could not find" in exc.kubo_message:
             raise ChainError(f"event chain broken at {cid_str(expected)}: {exc.kubo_message}") from None
         raise
     except CarError as exc:
         raise ChainError(f"event chain unreadable at {cid_str(expected)}: {exc}") from None
-    while expected is not None and not until(expected):
-        try:
-            data = client.block_get(cid_str(expected))
-        except KuboError as exc:
-            raise ChainError(f"event chain broken at {cid_str(expected)}: {exc.kubo_message}") from None
-        event = _decode_event(expected, data)
-        yield expected, data, event
-        expected = event.prev
 
 
 def walk_events(client: KuboClient, head: str, stop: str | None = None) -> Iterator[tuple[bytes, Event]]:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from ..arke.models import (
     CHUNK_SCHEMA,
     EVENT_SCHEMA,
-    MANIFEST_SCHEMA,
-    SNAPSHOT_V1,
-    SNAPSHOT_V2,
+    MANIFEST_SCHEMAS,
+    SNAPSHOT_SCHEMAS,
     ArkeDecodeError,
     Event,
     Manifest,
@@ -53,6 +52,7 @@ class DagCheck:
     events: dict[bytes, tuple[str, int, bytes | None]] = field(default_factory=dict)
     snapshots: dict[bytes, SnapshotHeader] = field(default_factory=dict)
     chunks: dict[bytes, list[SnapshotEntry]] = field(default_factory=dict)
+    other_schemas: dict[bytes, str] = field(default_factory=dict)
 
     def __post_init__(self):
         for r in self.roots:
@@ -78,32 +78,43 @@ class DagCheck:
         return role
 
     def _classify(self, cid: bytes, codec: int, data: bytes) -> tuple[str, list[bytes]]:
+        """Arke objects are told by their schema, in either codec: the seed
+        writes events as dag-json, the Arke API as dag-cbor."""
         if codec == RAW:
             return "components", []
         if codec == DAG_PB:
             return "components", dag_pb_links(data)
         if codec == DAG_CBOR:
             value, links = dag_cbor_links(data)
-            if isinstance(value, dict) and value.get("schema") == MANIFEST_SCHEMA:
-                m = Manifest.decode(value)
-                self.manifests[cid] = (sys.intern(m.pi), m.ver, m.prev)
-                return "manifests", links
-            return "components", links
-        if codec == DAG_JSON:
+        elif codec == DAG_JSON:
             value, links = dag_json_links(data)
-            schema = value.get("schema") if isinstance(value, dict) else None
-            if schema == EVENT_SCHEMA:
-                e = Event.decode(value)
-                self.events[cid] = (sys.intern(e.pi), e.ver, e.prev)
-                return "events", links
-            if schema in (SNAPSHOT_V1, SNAPSHOT_V2):
-                self.snapshots[cid] = SnapshotHeader.decode(value)
-                return "snapshots", links
-            if schema == CHUNK_SCHEMA:
-                self.chunks[cid] = decode_chunk(value)
-                return "snapshots", links
+        else:
+            raise BackupInvalid(cid, f"unknown codec 0x{codec:x}")
+        schema = value.get("schema") if isinstance(value, dict) else None
+        if schema is None:
             return "components", links
-        raise BackupInvalid(cid, f"unknown codec 0x{codec:x}")
+        if schema in MANIFEST_SCHEMAS:
+            m = Manifest.decode(value)
+            self.manifests[cid] = (sys.intern(m.pi), m.ver, m.prev)
+            return "manifests", links
+        if schema == EVENT_SCHEMA:
+            e = Event.decode(value)
+            self.events[cid] = (sys.intern(e.pi), e.ver, e.prev)
+            return "events", links
+        if schema in SNAPSHOT_SCHEMAS:
+            self.snapshots[cid] = SnapshotHeader.decode(value)
+            return "snapshots", links
+        if schema == CHUNK_SCHEMA:
+            self.chunks[cid] = decode_chunk(value)
+            return "snapshots", links
+        if isinstance(schema, str) and len(self.other_schemas) < 1000:
+            self.other_schemas[cid] = schema[:80]
+        return "components", links
+
+    def _not_a(self, cid: bytes, what: str) -> str:
+        """"is not a manifest", naming the schema it has when it has one."""
+        schema = self.other_schemas.get(cid)
+        return f"is not {what} (schema {schema!r})" if schema else f"is not {what}"
 
     def entries_of(self, snap: bytes) -> list[SnapshotEntry]:
         header = self.snapshots[snap]
@@ -144,6 +155,8 @@ class DagCheck:
             who = f"linked from {cid_str(parent)}" if parent else "a root"
             raise BackupInvalid(missing, f"block missing ({who}); {len(self.pending)} missing in all")
         if snapshot not in self.snapshots:
+            if snapshot in self.seen:
+                raise BackupInvalid(snapshot, f"root {self._not_a(snapshot, 'an Arke snapshot')}")
             raise BackupInvalid(snapshot, "snapshot not in the CAR")
         header = self.snapshots[snapshot]
         entries = self.entries_of(snapshot)
@@ -162,7 +175,7 @@ class DagCheck:
                 continue
             older = self.manifests.get(prev)
             if older is None:
-                raise BackupInvalid(prev, f"prev of manifest {pi} ver {ver} is not a manifest")
+                raise BackupInvalid(prev, f"prev of manifest {pi} ver {ver} {self._not_a(prev, 'a manifest')}")
             if older[0] != pi or older[1] != ver - 1:
                 raise BackupInvalid(cid, f"manifest {pi} ver {ver}: prev is {older[0]} ver {older[1]}")
         for cid, (_pi, _ver, prev) in self.events.items():
@@ -188,11 +201,11 @@ class DagCheck:
     def _check_entry(self, e: SnapshotEntry) -> None:
         m = self.manifests.get(e.tip_cid)
         if m is None:
-            raise BackupInvalid(e.tip_cid, f"tip of {e.pi} is not a manifest")
+            raise BackupInvalid(e.tip_cid, f"tip of {e.pi} {self._not_a(e.tip_cid, 'a manifest')}")
         if m[0] != e.pi or m[1] != e.ver:
             raise BackupInvalid(e.tip_cid, f"tip of {e.pi} ver {e.ver} is {m[0]} ver {m[1]}")
         ev = self.events.get(e.chain_cid)
         if ev is None:
-            raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} is not an event")
+            raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} {self._not_a(e.chain_cid, 'an event')}")
         if ev[0] != e.pi or ev[1] != e.ver:
             raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} ver {e.ver} is {ev[0]} ver {ev[1]}")

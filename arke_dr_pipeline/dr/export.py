@@ -23,26 +23,31 @@ from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
 from .inventory import inventory_cids
 from .paths import staging_car_path
-from .pointer import ArchiveError
+from .pins import pin_cover
 from .progress import log
 from .traverse import checked_stream, latest_snapshot
 from .verify import verify_car
 
 
 def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike) -> dict:
-    """One recursive pin of the snapshot root, made offline.
+    """One recursive pin of a cover naming every inventory CID (see dr/pins.py), made offline.
 
-    An offline recursive pin walks every block below the root and fails on
-    the first one that is not local, without asking the network: its
-    success is the proof that every inventory CID is present.
+    A recursive pin of the snapshot root would miss every block the Arke
+    API links with plain maps. The offline pin fails on the first block that
+    is not local, without asking the network: its success is the proof that
+    every inventory CID is present.
     """
     started = time.monotonic()
-    client.pin_add(snapshot_cid, recursive=True)
-    pins = client.pin_ls(snapshot_cid)
-    if pins.get(snapshot_cid) != "recursive":
-        raise ArchiveError(f"{snapshot_cid} is not pinned recursively after pin/add")
-    count = sum(1 for _ in open(inventory))
-    return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count,
+    count = 0
+
+    def cids():
+        nonlocal count
+        for text in inventory_cids(inventory):
+            count += 1
+            yield parse_cid(text)
+
+    cover = pin_cover(client, cids(), name=f"arke-dr {snapshot_cid}")
+    return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count, **cover,
             "seconds": time.monotonic() - started}
 
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from ..arke.models import IndexPointer
+from ..arke.snapshot_codec import decode_snapshot
+from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
+from ..kubo.errors import KuboError
+from .config import Settings
 
 
 class ArchiveError(RuntimeError):
@@ -14,6 +20,17 @@ def read_pointer(client: KuboClient, path: str) -> IndexPointer | None:
     if client.files_stat(path) is None:
         return None
     return IndexPointer.decode(client.files_read(path), f"index pointer {path}")
+
+
+def current_snapshot(client: KuboClient, settings: Settings) -> str:
+    """The newest snapshot: the pointer's, unless the API reverted it (see `reverted_pointer`)."""
+    pointer = require_pointer(client, settings.index_pointer_path)
+    record = reverted_pointer(client, settings, pointer)
+    if record is not None:
+        return record["snapshot_cid"]
+    if not pointer.latest_snapshot_cid:
+        raise ArchiveError("the index pointer names no snapshot yet: run build-snapshot first")
+    return pointer.latest_snapshot_cid
 
 
 def require_pointer(client: KuboClient, path: str) -> IndexPointer:
@@ -40,3 +57,59 @@ def update_snapshot_fields(client: KuboClient, path: str, fields: dict, *, attem
         if all(after.raw.get(k) == v for k, v in fields.items()):
             return after
     raise ArchiveError(f"index pointer {path} kept changing under us; snapshot fields not recorded")
+
+
+def snapshot_record(*, snapshot_cid: str, seq: int, ts: str, event_cid: str, total_count: int,
+                    event_count: int, trigger: str, **more) -> dict:
+    """`snapshots/snapshot-{seq}.json` and `latest.json`: ours, with upstream's
+    keys (`cid`, `seq`, `ts`, `count`) beside them so upstream tools keep
+    reading it, and the pointer fields it stands for, to repair a reverted pointer."""
+    return {
+        "cid": snapshot_cid, "count": total_count,
+        "snapshot_cid": snapshot_cid, "seq": seq, "ts": ts, "event_cid": event_cid,
+        "total_count": total_count, "event_count": event_count, "trigger": trigger, **more,
+        "pointer_fields": {
+            "latest_snapshot_cid": snapshot_cid, "snapshot_event_cid": event_cid, "snapshot_seq": seq,
+            "snapshot_count": total_count, "snapshot_ts": ts, "snapshot_event_count": event_count,
+            "last_snapshot_trigger": trigger,
+        },
+    }
+
+
+def reverted_pointer(client: KuboClient, settings: Settings, pointer) -> dict | None:
+    """Our record of the newest snapshot, when the pointer names an older one.
+
+    The Arke API rewrites the whole pointer from its own copy, so it can put
+    back the snapshot fields of an earlier snapshot (or none). Ours is newer
+    when the pointer's snapshot is one of its ancestors through
+    `prev_snapshot`, and the record's snapshot is on this node (a record left
+    from another archive is not).
+    """
+    record = _read_record(settings.snapshots_dir / "latest.json")
+    if record is None or record.get("snapshot_cid") == pointer.latest_snapshot_cid:
+        return None
+    if not isinstance(record.get("seq"), int) or record["seq"] <= pointer.snapshot_seq:
+        return None
+    if not isinstance(record.get("pointer_fields"), dict):
+        return None
+    try:
+        cur: bytes | None = parse_cid(record["snapshot_cid"])
+        client.block_stat(record["snapshot_cid"])
+        older = parse_cid(pointer.latest_snapshot_cid) if pointer.latest_snapshot_cid else None
+        for _ in range(64):
+            if cur is None or cur == older:
+                break
+            header = decode_snapshot(client.block_get(cid_str(cur)), f"snapshot {cid_str(cur)}",
+                                     split_cid(cur)[1])
+            cur = header.prev_snapshot
+    except (KuboError, ValueError):
+        return None
+    return record if cur == older else None
+
+
+def _read_record(path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arke.models import POINTER_SCHEMA, IndexPointer
+from ..ipld.car import CarReader
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid
 from .lock import exclusive
+from .pins import pin_cover
 from .pointer import read_pointer
 from .progress import log
 from .snapshot import now_ts
@@ -99,6 +101,14 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
             client.dag_import(fh, pin_roots=True)
     if plan.snapshot_cid not in plan.report["roots"]:
         client.pin_add(plan.snapshot_cid)
+    pin_cover(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}")
+
+
+def car_cids(car: Path):
+    """The CIDs of a CAR that already verified, read again without hashing."""
+    with open(car, "rb", buffering=1 << 20) as fh:
+        for block in CarReader(fh, verify=False):
+            yield block.cid
 
 
 def write_pointer(client: KuboClient, settings: Settings, target: dict) -> None:

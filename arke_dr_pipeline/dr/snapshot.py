@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 from ..arke.models import SnapshotEntry, SnapshotHeader
 from ..arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
-from ..ipld.cid import cid_str, parse_cid
+from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
 from .chain import ChainError, walk_events
 from .config import Settings
 from .files import atomic_write_json
 from .lock import exclusive
-from .pointer import ArchiveError, require_pointer, update_snapshot_fields
+from .pointer import ArchiveError, require_pointer, reverted_pointer, snapshot_record, update_snapshot_fields
 from .progress import log, progress
 from .tips import read_tips, read_tips_of
 
@@ -39,6 +39,7 @@ class SnapshotResult:
     created: bool
     incremental: bool
     anomalies: list[str] = field(default_factory=list)
+    pointer_repaired: bool = False
 
 
 def now_ts() -> str:
@@ -46,7 +47,7 @@ def now_ts() -> str:
 
 
 def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[str, SnapshotEntry]]:
-    header = decode_snapshot(client.block_get(cid), f"snapshot {cid}")
+    header = decode_snapshot(client.block_get(cid), f"snapshot {cid}", split_cid(parse_cid(cid))[1])
     entries = {
         e.pi: e
         for e in snapshot_entries(header, lambda c: client.block_get(cid_str(c)))
@@ -73,20 +74,35 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         raise ArchiveError("the index pointer has no event_head: nothing to snapshot yet")
     anomalies: list[str] = []
     prev_cid = pointer.latest_snapshot_cid
+    repair = reverted_pointer(client, settings, pointer)
+    if repair is not None:
+        anomalies.append(
+            f"the index pointer's snapshot fields went backwards (it names {prev_cid or 'no snapshot'}, "
+            f"seq {pointer.snapshot_seq}; the newest snapshot is {repair['snapshot_cid']}, "
+            f"seq {repair['seq']}): a stale rewrite by the Arke API, repaired")
+        prev_cid = repair["snapshot_cid"]
     entries: dict[str, SnapshotEntry] = {}
     stop = None
     seq = 1
     if prev_cid:
         prev_header, entries = load_snapshot(client, prev_cid)
         stop = prev_header.event_cid or None
+        if stop is None and pointer.latest_snapshot_cid == prev_cid:
+            stop = pointer.raw.get("snapshot_event_cid") or None
+        if stop is None:
+            anomalies.append(f"snapshot {prev_cid} ({prev_header.schema}) names no event: the whole chain is walked")
         seq = prev_header.seq + 1
-        if full:
+        if full or stop is None:
             entries, stop = {}, None
         elif stop == head:
+            if repair is not None:
+                update_snapshot_fields(client, settings.index_pointer_path, repair["pointer_fields"])
+            for a in anomalies:
+                log(f"warning: {a}")
             log(f"snapshot {prev_cid} (seq {prev_header.seq}) is up to date with the event head")
             return SnapshotResult(
                 prev_cid, prev_header.seq, head, len(entries), 0, pointer.event_count, 0,
-                prev_header.schema, time.monotonic() - started, False, True,
+                prev_header.schema, time.monotonic() - started, False, True, anomalies, repair is not None,
             )
     newest: dict[str, SnapshotEntry] = {}
     walked = 0
@@ -139,23 +155,22 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
     snapshot_cid = cid_str(root)
     schema = decode_snapshot(blocks[-1][1]).schema
-    event_count = _event_count(pointer, walked, incremental=stop is not None)
+    if repair is not None and stop is not None:
+        event_count = walked + int(repair.get("event_count") or 0)
+    else:
+        event_count = _event_count(pointer, walked, incremental=stop is not None)
     result = SnapshotResult(
         snapshot_cid, seq, head, len(ordered), walked, event_count,
         sum(len(d) for _, d in blocks), schema, 0.0, True, stop is not None, anomalies,
+        repair is not None,
     )
-    meta = {
-        "snapshot_cid": snapshot_cid, "seq": seq, "ts": ts, "event_cid": head,
-        "total_count": len(ordered), "event_count": event_count, "new_events": walked,
-        "prev_snapshot": prev_cid, "schema": schema, "blocks": len(blocks),
-        "bytes": result.block_bytes, "trigger": trigger,
-    }
+    meta = snapshot_record(
+        snapshot_cid=snapshot_cid, seq=seq, ts=ts, event_cid=head, total_count=len(ordered),
+        event_count=event_count, new_events=walked, prev_snapshot=prev_cid, schema=schema,
+        blocks=len(blocks), bytes=result.block_bytes, trigger=trigger,
+    )
     atomic_write_json(settings.snapshots_dir / f"snapshot-{seq}.json", meta)
-    update_snapshot_fields(client, settings.index_pointer_path, {
-        "latest_snapshot_cid": snapshot_cid, "snapshot_event_cid": head, "snapshot_seq": seq,
-        "snapshot_count": len(ordered), "snapshot_ts": ts, "snapshot_event_count": event_count,
-        "last_snapshot_trigger": trigger,
-    })
+    update_snapshot_fields(client, settings.index_pointer_path, meta["pointer_fields"])
     atomic_write_json(settings.snapshots_dir / "latest.json", meta)
     result.seconds = time.monotonic() - started
     log(f"snapshot {snapshot_cid}: seq {seq}, {len(ordered)} entities, {walked} new events, "

@@ -1,10 +1,19 @@
 """Archives to test on that look like production.
 
-`seed_scenario` is exactly the seed's: A v1->v2->v3 (components in v3),
-B v1->v2, C v1; six events. `generate` makes a realistic archive of any
-size, deterministic for a seed. Blocks are built here with the canonical
-encoders and imported as one CAR; the tip tree goes in with one `add` and
-one `files/cp`. Nothing is one RPC call per object.
+`seed_scenario` is the seed's: A v1->v2->v3 (components in v3), B v1->v2,
+C v1; six events. `generate` makes a realistic archive of any size,
+deterministic for a seed. Blocks are built here with the canonical encoders
+and imported as one CAR; the tip tree goes in with one `add` and one
+`files/cp`. Nothing is one RPC call per object.
+
+Three shapes (DESIGN.md §1): `api`, what the Arke API writes (dag-cbor
+events and `arke/manifest/v1` manifests whose links are plain `{"/": cid}`
+maps, as `dag/put` with `input-codec=json` stores them); `seed`, what the
+seed's generator writes (dag-json events, `arke/manifest@v1`, tag-42
+links); `mixed`, an archive begun in the seed's shape and grown by the API,
+so the chain switches codec midway and both schema spellings appear. Like
+the API, which pins every object it writes, the generator leaves every
+block pinned (one pin of a cover, dr/pins.py).
 """
 
 from __future__ import annotations
@@ -18,18 +27,20 @@ from dataclasses import dataclass, field
 
 import cbrrr
 
-from ..arke.models import POINTER_SCHEMA, Event, Manifest, SnapshotEntry
+from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest, SnapshotEntry
 from ..arke.snapshot_codec import encode_dag_json
 from ..ipld.car import CarWriter
 from ..ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid
 from ..ipld.unixfs import file_blocks
 from ..kubo.client import KuboClient
 from .config import Settings
+from .pins import pin_cover
 from .pointer import ArchiveError, read_pointer
 from .progress import log, progress
 from .tips import install_tips
 
 SEED_PIS = ("ENTITY_A00000000000000", "ENTITY_B00000000000000", "ENTITY_C00000000000000")
+SHAPES = ("api", "seed", "mixed")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -52,6 +63,7 @@ class GenSpec:
     image_max: int = 700_000
     text_max: int = 4_000
     components: bool = True
+    shape: str = "api"
 
 
 @dataclass
@@ -68,6 +80,21 @@ class GenResult:
         return {"event_head": self.head, "event_count": self.event_count,
                 "entity_count": self.entity_count, "blocks": self.blocks, "bytes": self.bytes,
                 "seconds": round(self.seconds, 2)}
+
+
+def encode_event(event: Event, *, api: bool) -> tuple[bytes, bytes]:
+    """(CID, block): the API's dag-cbor with plain-map links, or the seed's dag-json."""
+    if api:
+        data = cbrrr.encode_dag_cbor(event.to_ipld(plain=True))
+        return make_cid(DAG_CBOR, data), data
+    return encode_dag_json(event.to_ipld())
+
+
+def _api_share(shape: str) -> float:
+    """The share of events, counted from the oldest, written in the API's shape."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    return {"api": 1.0, "seed": 0.0, "mixed": 0.5}[shape]
 
 
 class _Builder:
@@ -95,12 +122,13 @@ class _Builder:
         return root
 
     def version(self, pi: str, ver: int, ts: str, prev_manifest: bytes | None,
-                components: dict[str, bytes], children: list[str], note: str) -> bytes:
-        manifest = Manifest(pi, ver, ts, prev_manifest, components, children, note)
-        data = cbrrr.encode_dag_cbor(manifest.to_ipld())
+                components: dict[str, bytes], children: list[str], note: str, *, api: bool) -> bytes:
+        manifest = Manifest(pi, ver, ts, prev_manifest, components, children, note,
+                            API_MANIFEST_SCHEMA if api else MANIFEST_SCHEMA)
+        data = cbrrr.encode_dag_cbor(manifest.to_ipld(plain=api))
         mcid = self.put(make_cid(DAG_CBOR, data), data)
         event = Event("create" if ver == 1 else "update", pi, ver, mcid, ts, self.head)
-        ecid, edata = encode_dag_json(event.to_ipld())
+        ecid, edata = encode_event(event, api=api)
         self.put(ecid, edata)
         self.head = ecid
         self.events += 1
@@ -113,6 +141,7 @@ def _install(client: KuboClient, settings: Settings, b: _Builder, car_path: str,
     assert b.head is not None
     with open(car_path, "rb") as fh:
         client.dag_import(fh, pin_roots=True)
+    pin_cover(client, iter(b.seen), name="arke archive (test data)")
     entries = [SnapshotEntry(pi, v, m, ts, e) for pi, (v, m, ts, e) in b.tips.items()]
     install_tips(client, settings.index_root, entries)
     pointer = {
@@ -135,36 +164,43 @@ def _refuse_existing(client: KuboClient, settings: Settings) -> None:
         )
 
 
-def seed_scenario(client: KuboClient, settings: Settings) -> GenResult:
+def seed_scenario(client: KuboClient, settings: Settings, shape: str = "seed") -> GenResult:
+    """The seed's six events; `shape` says who wrote them (`mixed`: A by the seed, B and C by the API)."""
+    share = _api_share(shape)
     _refuse_existing(client, settings)
     started = time.monotonic()
     a, b_, c = SEED_PIS
     fd, car_path = tempfile.mkstemp(suffix=".car")
     os.close(fd)
     try:
-        with CarWriter(car_path, [make_cid(DAG_JSON, b"")]) as car:
+        with CarWriter(car_path, [_placeholder(share)]) as car:
             b = _Builder(car)
             t0 = 1_761_048_000_000
-            ma1 = b.version(a, 1, iso(t0), None, {}, [], "Entity A created")
-            ma2 = b.version(a, 2, iso(t0 + 1000), ma1, {}, [], "Entity A updated")
+            ma1 = b.version(a, 1, iso(t0), None, {}, [], "Entity A created", api=share > 0.9)
+            ma2 = b.version(a, 2, iso(t0 + 1000), ma1, {}, [], "Entity A updated", api=share > 0.9)
             meta = b.file(json.dumps({"title": "Entity A", "creator": "Arke Institute"}).encode())
             image = b.file(random.Random(7).randbytes(300_000))
             b.version(a, 3, iso(t0 + 2000), ma2, {"metadata": meta, "image": image}, [],
-                      "Entity A with components")
-            mb1 = b.version(b_, 1, iso(t0 + 3000), None, {}, [], "Entity B created")
-            b.version(b_, 2, iso(t0 + 4000), mb1, {}, [], "Entity B updated")
-            b.version(c, 1, iso(t0 + 5000), None, {}, [a, b_], "Entity C created")
-        _fix_root(car_path, b.head)
+                      "Entity A with components", api=share > 0.9)
+            mb1 = b.version(b_, 1, iso(t0 + 3000), None, {}, [], "Entity B created", api=share > 0)
+            b.version(b_, 2, iso(t0 + 4000), mb1, {}, [], "Entity B updated", api=share > 0)
+            b.version(c, 1, iso(t0 + 5000), None, {}, [a, b_], "Entity C created", api=share > 0)
+        _fix_root(car_path, b.head, share)
         return _install(client, settings, b, car_path, started, 3)
     finally:
         os.unlink(car_path)
 
 
-def _fix_root(car_path: str, head: bytes | None) -> None:
+def _placeholder(share: float) -> bytes:
+    """A root of the same length as the head will have: the newest event is the API's when any is."""
+    return make_cid(DAG_CBOR if share > 0 else DAG_JSON, b"")
+
+
+def _fix_root(car_path: str, head: bytes | None, share: float) -> None:
     """The root is known only at the end; rewrite the fixed-size header in place."""
     from ..ipld.car import car_header
 
-    old = car_header([make_cid(DAG_JSON, b"")])
+    old = car_header([_placeholder(share)])
     new = car_header([head])
     if len(old) != len(new):
         raise AssertionError("CAR header size changed")
@@ -187,6 +223,7 @@ def _plan(spec: GenSpec, rng: random.Random) -> list[int]:
 
 
 def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult:
+    share = _api_share(spec.shape)
     _refuse_existing(client, settings)
     started = time.monotonic()
     rng = random.Random(spec.seed)
@@ -203,7 +240,7 @@ def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult
     created: list[str] = []
     bar = progress("generating archive", total=len(order), unit="events")
     try:
-        with CarWriter(car_path, [make_cid(DAG_JSON, b"")]) as car:
+        with CarWriter(car_path, [_placeholder(share)]) as car:
             b = _Builder(car)
             for n, (i, ver) in enumerate(order):
                 pi = pis[i]
@@ -221,13 +258,14 @@ def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult
                 if spec.components and rng.random() < spec.image_fraction:
                     comps["image"] = b.file(rng.randbytes(rng.randint(spec.image_min, spec.image_max)))
                 children = rng.sample(created, min(len(created), rng.choice((0, 0, 0, 1, 2))))
-                mcid = b.version(pi, ver, iso(t0 + n * 1000), prev, comps, children, f"version {ver}")
+                mcid = b.version(pi, ver, iso(t0 + n * 1000), prev, comps, children, f"version {ver}",
+                                 api=n >= len(order) * (1 - share))
                 state[i] = (mcid, comps)
                 if ver == 1:
                     created.append(pi)
                 bar.update()
         bar.close()
-        _fix_root(car_path, b.head)
+        _fix_root(car_path, b.head, share)
         log(f"importing {len(b.seen)} blocks ({b.bytes / 1e6:.1f} MB)")
         return _install(client, settings, b, car_path, started, spec.entities)
     finally:

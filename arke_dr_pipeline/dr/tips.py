@@ -95,9 +95,12 @@ def _file_text(blocks: dict[bytes, bytes], cid: bytes) -> str:
 
 
 def tip_files(entries: list[SnapshotEntry]) -> Iterator[tuple[str, bytes]]:
-    """(relative path, content) of every tip file, sorted so parents come first."""
+    """(relative path, content) of every tip file, sorted so parents come first.
+
+    The content is the CID's text with no newline, byte for byte what the
+    Arke API (and the seed) write with `files/write`."""
     for e in sorted(entries, key=lambda e: tip_relpath(e.pi)):
-        yield tip_relpath(e.pi), (cid_str(e.tip_cid) + "\n").encode()
+        yield tip_relpath(e.pi), cid_str(e.tip_cid).encode()
 
 
 def install_tips(client: KuboClient, root: str, entries: list[SnapshotEntry]) -> str:

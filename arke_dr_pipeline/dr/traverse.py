@@ -13,29 +13,32 @@ from collections.abc import Iterator
 
 import cbrrr
 
-from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_V1, SNAPSHOT_V2
-from ..ipld.cid import DAG_JSON, IDENTITY, CIDError, check_block, cid_str, parse_cid, split_cid
-from ..ipld.links import block_links, dag_json_links
+from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
+from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, parse_cid, split_cid
+from ..ipld.links import block_links, dag_cbor_links, dag_json_links
 from ..kubo.client import KuboClient
 from .chain import event_blocks
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
-from .pointer import ArchiveError, require_pointer
+from .pointer import current_snapshot
 from .progress import progress
 
 
 def latest_snapshot(client: KuboClient, settings: Settings) -> str:
-    cid = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
-    if not cid:
-        raise ArchiveError("the index pointer names no snapshot yet: run build-snapshot first")
-    return cid
+    return current_snapshot(client, settings)
 
 
 def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[bytes], str | None]:
     """(is a snapshot block, links to snapshot blocks, all its links, the event head it names)."""
-    value, links = dag_json_links(data) if split_cid(cid)[1] == DAG_JSON else (None, [])
+    codec = split_cid(cid)[1]
+    if codec == DAG_JSON:
+        value, links = dag_json_links(data)
+    elif codec == DAG_CBOR:
+        value, links = dag_cbor_links(data)
+    else:
+        return False, [], [], None
     schema = value.get("schema") if isinstance(value, dict) else None
-    if schema not in (SNAPSHOT_V1, SNAPSHOT_V2, CHUNK_SCHEMA):
+    if schema not in SNAPSHOT_SCHEMAS and schema != CHUNK_SCHEMA:
         return False, [], [], None
     inner = [c.cid_bytes for c in value.get("chunks") or [] if isinstance(c, cbrrr.CID)]
     if isinstance(value.get("prev_snapshot"), cbrrr.CID):
@@ -91,7 +94,7 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
         for cid, data, _ in event_blocks(client, head, until=seen.__contains__):
             seen.add(cid)
             yield cid, data
-            later.extend(block_links(DAG_JSON, data))
+            later.extend(block_links(split_cid(cid)[1], data))
     frontier = [c for c in later if c not in seen]
     while frontier:
         batch = [cid_str(c) for c in dict.fromkeys(frontier) if c not in seen and split_cid(c)[2] != IDENTITY]

@@ -2,6 +2,14 @@
 
 Decoding is done by the codec libraries (cbrrr for dag-cbor, json for
 dag-json); what is ours is collecting the links as binary CIDs on the way.
+
+A link comes in two forms. The IPLD one (CBOR tag 42, dag-json `{"/": cid}`)
+and the one the Arke API writes: it sends JSON to `dag/put` with
+`input-codec=json`, so in its dag-cbor blocks a link is a plain map whose
+only key is "/" and whose value is the CID's text. Kubo's traversals
+(`dag/export`, `refs`, `pin add -r`) do not see those; we do, and lift them
+to `cbrrr.CID` like the others. A link-shaped map whose value does not parse
+as a CID stays a map: the Arke models then refuse it, naming the field.
 """
 
 from __future__ import annotations
@@ -17,7 +25,11 @@ class BlockDecodeError(ValueError):
     """A block whose bytes do not decode under the codec its CID names."""
 
 
-def dag_cbor_links(data: bytes) -> tuple[object, list[bytes]]:
+_PLAIN_LINK_MARK = b"\xa1\x61/"  # CBOR: a map of one entry whose key is the text "/"
+
+
+def dag_cbor_value(data: bytes) -> tuple[object, list[bytes], list[bytes]]:
+    """(value, tag-42 links, plain-map links); both kinds are `cbrrr.CID` in the value."""
     found: list[bytes] = []
 
     def collect(raw: bytes) -> bytes:
@@ -29,7 +41,54 @@ def dag_cbor_links(data: bytes) -> tuple[object, list[bytes]]:
         value = cbrrr.decode_dag_cbor(bytes(data), cid_ctor=collect)
     except Exception as exc:
         raise BlockDecodeError(f"invalid dag-cbor: {exc}") from None
-    return value, found
+    plain: list[bytes] = []
+    if _PLAIN_LINK_MARK in data:
+        value = _lift_plain_links(value, plain)
+    return value, found, plain
+
+
+def dag_cbor_links(data: bytes) -> tuple[object, list[bytes]]:
+    value, real, plain = dag_cbor_value(data)
+    return value, real + plain if plain else real
+
+
+def plain_link_target(obj: object) -> bytes | None:
+    """The CID a link-shaped plain map names, or None when `obj` is not one."""
+    if type(obj) is dict and len(obj) == 1:
+        target = obj.get("/")
+        if type(target) is str:
+            try:
+                return parse_cid(target)
+            except CIDError:
+                return None
+    return None
+
+
+def _lift_plain_links(value: object, plain: list[bytes]) -> object:
+    """`value` with every link-shaped map replaced by a `cbrrr.CID`; iterative,
+    so nesting depth costs memory, never Python's stack."""
+    if type(value) is dict and (target := plain_link_target(value)) is not None:
+        plain.append(target)
+        return cbrrr.CID(target)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            items = node.items()
+        elif type(node) is list:
+            items = enumerate(node)
+        else:
+            continue
+        for key, child in list(items):
+            if type(child) is dict:
+                target = plain_link_target(child)
+                if target is not None:
+                    plain.append(target)
+                    node[key] = cbrrr.CID(target)
+                    continue
+            if type(child) in (dict, list):
+                stack.append(child)
+    return value
 
 
 def dag_json_links(data: bytes) -> tuple[object, list[bytes]]:

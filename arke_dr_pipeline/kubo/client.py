@@ -278,9 +278,10 @@ class KuboClient:
                 roots.append(root)
         return roots
 
-    def pin_add(self, cid: str, *, recursive: bool = True, timeout: float | None = None) -> None:
-        self.request("pin/add", cid, {"recursive": recursive, "progress": False, "offline": True},
-                     timeout=timeout or self.long_timeout)
+    def pin_add(self, cid: str, *, recursive: bool = True, name: str | None = None,
+                timeout: float | None = None) -> None:
+        self.request("pin/add", cid, {"recursive": recursive, "progress": False, "offline": True,
+                                      "name": name}, timeout=timeout or self.long_timeout)
 
     def pin_ls(self, cid: str | None = None, *, type: str = "recursive") -> dict[str, str]:
         try:

@@ -1,0 +1,77 @@
+"""Pins that keep every block of the archive, whatever shape its links take.
+
+Kubo's recursive pin follows only IPLD links. The Arke API writes its links
+as plain `{"/": cid}` maps, so a recursive pin of a snapshot root keeps the
+snapshot, the tips and little else: `ipfs repo gc` would then delete most of
+the archive. The API itself pins each object as it writes it; we pin a
+cover instead: dag-cbor blocks that name every block of the inventory with
+real links, each under the block limit, under one root, pinned recursively
+once. It lives only on the node (it is made again from any CAR on restore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cbrrr
+
+from ..ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, split_cid
+from ..kubo.client import KuboClient
+from .pointer import ArchiveError
+
+COVER_SCHEMA = "arke-dr/pin-cover@v1"
+LINKS_PER_BLOCK = 20_000  # ~41 bytes a link: ~820 KB, under Kubo's 1 MiB block limit
+
+
+def _block(links: list[bytes], level: int) -> tuple[bytes, bytes]:
+    data = cbrrr.encode_dag_cbor({"schema": COVER_SCHEMA, "level": level,
+                                  "links": [cbrrr.CID(c) for c in links]})
+    return make_cid(DAG_CBOR, data), data
+
+
+def cover_blocks(cids: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """Cover blocks over `cids`, streamed, children before parents, the root last."""
+    level: list[bytes] = []
+    parents: list[bytes] = []
+    for cid in cids:
+        if split_cid(cid)[2] == IDENTITY:
+            continue
+        level.append(cid)
+        if len(level) == LINKS_PER_BLOCK:
+            block = _block(level, 0)
+            parents.append(block[0])
+            level = []
+            yield block
+    if level or not parents:
+        block = _block(level, 0)
+        parents.append(block[0])
+        yield block
+    depth = 1
+    while len(parents) > 1:
+        above: list[bytes] = []
+        for i in range(0, len(parents), LINKS_PER_BLOCK):
+            block = _block(parents[i : i + LINKS_PER_BLOCK], depth)
+            above.append(block[0])
+            yield block
+        parents, depth = above, depth + 1
+
+
+def pin_cover(client: KuboClient, cids: Iterable[bytes], *, name: str) -> dict:
+    """Put the cover blocks and pin their root recursively, offline.
+
+    The pin walks every block it names and fails on the first one that is
+    not local, so its success is also the proof that all of them are here.
+    """
+    root = None
+    blocks = 0
+    for cid, data in cover_blocks(cids):
+        got = client.block_put(data, cid_codec="dag-cbor")
+        if got != cid_str(cid):
+            raise ArchiveError(f"node stored pin cover block as {got}, expected {cid_str(cid)}")
+        root = got
+        blocks += 1
+    assert root is not None
+    client.pin_add(root, recursive=True, name=name, timeout=client.long_timeout)
+    if client.pin_ls(root).get(root) != "recursive":
+        raise ArchiveError(f"pin cover {root} is not pinned recursively after pin/add")
+    return {"cover_cid": root, "cover_blocks": blocks}
