@@ -19,10 +19,11 @@ from arke_dr_pipeline.kubo.client import KuboClient
 
 
 def logical_dump(client: KuboClient, settings: Settings) -> dict:
-    """Every PI's tip; every manifest of its history with its fields; the
-    sha256 of every component's bytes; the event chain; the pointer's counts."""
+    """Every PI's tip file, byte for byte; every manifest of its history with
+    its fields; the sha256 of every component's bytes; the event chain; the
+    pointer's counts."""
     pointer = require_pointer(client, settings.index_pointer_path)
-    tips = read_tips(client, settings.index_root) or {}
+    tips = read_tips(client, settings.index_root, exact=True) or {}
     histories: dict[str, list[dict]] = {}
     components: dict[str, str] = {}
     for pi, tip in sorted(tips.items()):
@@ -30,16 +31,17 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
         cur = tip
         while cur:
             m = Manifest.decode(dag_cbor_links(client.block_get(cur))[0])
+            assert m.pi == pi
             for comp in m.components.values():
                 c = cid_str(comp)
                 if c not in components:
                     components[c] = hashlib.sha256(client.cat(c)).hexdigest()
-            history.append({"cid": cur, "pi": m.pi, "ver": m.ver, "ts": m.ts, "note": m.note,
+            history.append({"cid": cur, "schema": m.schema, "ver": m.ver, "ts": m.ts, "note": m.note,
                             "children_pi": m.children_pi,
                             "components": {k: cid_str(v) for k, v in m.components.items()}})
             cur = cid_str(m.prev) if m.prev else None
         histories[pi] = history
-    chain = [(cid_str(c), e.type, e.pi, e.ver, cid_str(e.tip_cid))
+    chain = [(cid_str(c), e.type, e.pi, e.ver, cid_str(e.tip_cid), e.ts)
              for c, e in walk_events(client, pointer.event_head)] if pointer.event_head else []
     return {
         "pointer": {k: pointer.raw.get(k) for k in ("event_head", "event_count", "total_count")},

@@ -26,8 +26,9 @@ from ..kubo.client import KuboClient
 from .streams import IterReader
 
 
-def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
-    """{pi: tip CID} for every `.tip` under `root`; None when there is no tree."""
+def read_tips(client: KuboClient, root: str, *, exact: bool = False) -> dict[str, str] | None:
+    """{pi: tip CID} for every `.tip` under `root`; None when there is no tree.
+    `exact`: each file's text as it is, whitespace and all."""
     stat = client.files_stat(root, timeout=client.long_timeout)
     if stat is None:
         return None
@@ -38,7 +39,8 @@ def read_tips(client: KuboClient, root: str) -> dict[str, str] | None:
     tips: dict[str, str] = {}
     for name, cid in _walk(blocks, parse_cid(stat["Hash"])):
         if name.endswith(".tip"):
-            tips[name[:-4]] = _file_text(blocks, cid).strip()
+            text = _file_text(blocks, cid)
+            tips[name[:-4]] = text if exact else text.strip()
     return tips
 
 

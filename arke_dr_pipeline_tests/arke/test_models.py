@@ -14,7 +14,8 @@ from arke_dr_pipeline.arke.models import (
     valid_pi,
 )
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
-from arke_dr_pipeline.ipld.cid import DAG_CBOR, make_cid
+from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, make_cid, parse_cid
+from arke_dr_pipeline.ipld.links import decode_block
 
 LINK = cbrrr.CID(make_cid(DAG_CBOR, b"x"))
 
@@ -44,9 +45,9 @@ def test_manifest_roundtrip():
 @pytest.mark.parametrize("over, field, words", [
     ({"ver": "2"}, "ver", "type str"),
     ({"pi": 5}, "pi", "type int"),
-    ({"prev": {"/": "bafyfake"}}, "prev", "plain map"),
-    ({"components": {"meta": {"/": "bafyfake"}}}, "components.meta", "plain map"),
-    ({"schema": "other"}, "schema", "expected arke/manifest@v1"),
+    ({"prev": {"/": "bafyfake"}}, "prev", "link-shaped map whose value is not a CID: 'bafyfake'"),
+    ({"components": {"meta": {"/": "bafyfake"}}}, "components.meta", "link-shaped map whose value is not a CID"),
+    ({"schema": "other"}, "schema", "is 'other', expected arke/manifest@v1 or arke/manifest/v1"),
 ])
 def test_bad_manifest_names_field(over, field, words):
     with pytest.raises(ArkeDecodeError) as err:
@@ -89,9 +90,26 @@ def test_snapshot_v1_below_one_mib_v2_above():
                                    entries=entries)
     assert len(blocks) > 2 and all(len(d) < 1 << 20 for _, d in blocks)
     header = decode_snapshot(blocks[-1][1])
-    assert header.schema == "arke/snapshot@v2" and header.total_count == 8000
+    assert header.schema == "arke-dr/snapshot-chunked@v1" and header.total_count == 8000
     store = dict(blocks)
     assert list(snapshot_entries(header, store.__getitem__)) == entries
+    legacy = decode_block(DAG_JSON, blocks[-1][1])
+    legacy["schema"] = "arke/snapshot@v2"  # what we wrote before upstream took the name
+    assert list(snapshot_entries(SnapshotHeader.decode(legacy), store.__getitem__)) == entries
+
+
+def test_every_upstream_snapshot_format_decodes():
+    link = cbrrr.CID(parse_cid("bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"))
+    entry = {"pi": "ENTITY_A00000000000000", "ver": 1, "tip_cid": link, "ts": "t", "chain_cid": link}
+    v0 = {"schema": "arke/snapshot@v0", "seq": 4, "ts": "t", "prev_snapshot": link, "total_count": 1,
+          "entries": [entry]}
+    v2 = {**v0, "schema": "arke/snapshot@v2", "event_cid": "bafkqaaa", "merkle_root": "ab", "cid_count": 2,
+          "all_cids": ["x", "y"], "consistency": None}
+    for doc in (v0, {**v0, "schema": "arke/snapshot@v1"}, v2):
+        header = SnapshotHeader.decode(doc)
+        assert header.entries[0].pi == "ENTITY_A00000000000000" and header.prev_snapshot == link.cid_bytes
+    assert SnapshotHeader.decode(v0).event_cid == ""
+    assert SnapshotHeader.decode(v2).extra == {"merkle_root": "ab", "cid_count": 2}
 
 
 def test_snapshot_header_refuses_plain_map_chunks():

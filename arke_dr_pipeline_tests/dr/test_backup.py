@@ -183,7 +183,7 @@ def test_events_appended_during_build_stay_reachable(client, settings):
 def test_big_archive_snapshot_is_chunked(client, settings):
     generate(client, settings, GenSpec(entities=5000, seed=2, image_fraction=0.0))
     snap = build_snapshot(client, settings, check_tips=False)
-    assert snap.schema == "arke/snapshot@v2" and snap.entity_count == 5000
+    assert snap.schema == "arke-dr/snapshot-chunked@v1" and snap.entity_count == 5000
     header = decode_snapshot(client.block_get(snap.snapshot_cid))
     assert len(header.chunks) >= 2
     assert verify_snapshot(client, settings.index_pointer_path)["ok"]
