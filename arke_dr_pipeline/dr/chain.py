@@ -12,16 +12,14 @@ starts where it stopped.
 
 Where `prev` is a plain `{"/": cid}` map (the Arke API's dag-cbor events),
 Kubo sees no link at all and an export brings one block. Those events are
-asked for one at a time on one kept-open connection (`get_blocks` fed the
-next CID as soon as the last one is decoded): a loopback round trip per
-event and no per-request setup. One chain may switch shapes midway; the
+asked for one at a time on one kept-open connection (`block_session`): a
+loopback round trip per event and no per-request setup. One chain may switch shapes midway; the
 walk switches with it, event by event. Every event is hashed against its
 CID and decoded by its own CID's codec.
 """
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable, Iterator
 
 from ..arke.models import ArkeDecodeError, Event
@@ -69,11 +67,6 @@ def _exported(client: KuboClient, start: bytes, window: int) -> Iterator[tuple[b
             yield block.cid, block.data
 
 
-def _asked(asks: queue.SimpleQueue) -> Iterator[str]:
-    while (cid := asks.get()) is not None:
-        yield cid
-
-
 def event_blocks(client: KuboClient, head: str, until: Callable[[bytes], bool] = lambda cid: False,
                  window: int = WINDOW) -> Iterator[tuple[bytes, bytes, Event]]:
     """(cid, block, event) from `head` back to the first event, or to the first for which `until` holds."""
@@ -94,20 +87,14 @@ def event_blocks(client: KuboClient, head: str, until: Callable[[bytes], bool] =
                     if not followable:
                         break
                 continue
-            asks: queue.SimpleQueue = queue.SimpleQueue()
-            asks.put(cid_str(expected))
-            blocks = client.get_blocks(_asked(asks))
-            try:
-                for _, data in blocks:
+            with client.block_session() as session:
+                while True:
+                    data = session.get(cid_str(expected))
                     event, followable = decode_event(expected, data)
                     yield expected, data, event
                     expected = event.prev
                     if expected is None or until(expected) or followable:
                         break
-                    asks.put(cid_str(expected))
-            finally:
-                asks.put(None)
-                blocks.close()
     except KuboError as exc:
         if "not found" in exc.kubo_message or "could not find" in exc.kubo_message:
             raise ChainError(f"event chain broken at {cid_str(expected)}: {exc.kubo_message}") from None

@@ -11,10 +11,13 @@ once. It lives only on the node (it is made again from any CAR on restore).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 
 import cbrrr
 
+from ..ipld.car import CarWriter, car_header
 from ..ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, split_cid
 from ..kubo.client import KuboClient
 from .pointer import ArchiveError
@@ -57,21 +60,35 @@ def cover_blocks(cids: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
 
 
 def pin_cover(client: KuboClient, cids: Iterable[bytes], *, name: str) -> dict:
-    """Put the cover blocks and pin their root recursively, offline.
+    """Put the cover blocks and pin their root recursively, offline: three calls
+    whatever the archive's size.
 
-    The pin walks every block it names and fails on the first one that is
-    not local, so its success is also the proof that all of them are here.
+    The blocks go in as one small CAR (about 41 bytes a covered block),
+    staged in a temporary file because its root is known only at the end.
+    The pin walks every block the cover names and fails on the first one
+    that is not local, without asking the network, so its success is also
+    the proof that all of them are here.
     """
     root = None
     blocks = 0
-    for cid, data in cover_blocks(cids):
-        got = client.block_put(data, cid_codec="dag-cbor")
-        if got != cid_str(cid):
-            raise ArchiveError(f"node stored pin cover block as {got}, expected {cid_str(cid)}")
-        root = got
-        blocks += 1
-    assert root is not None
-    client.pin_add(root, recursive=True, name=name, timeout=client.long_timeout)
-    if client.pin_ls(root).get(root) != "recursive":
-        raise ArchiveError(f"pin cover {root} is not pinned recursively after pin/add")
-    return {"cover_cid": root, "cover_blocks": blocks}
+    with tempfile.TemporaryDirectory(prefix="arke-dr-cover-") as tmp:
+        path = os.path.join(tmp, "cover.car")
+        placeholder = make_cid(DAG_CBOR, b"")
+        with CarWriter(path, [placeholder]) as car:
+            for cid, data in cover_blocks(cids):
+                car.add(cid, data)
+                root = cid
+                blocks += 1
+        assert root is not None
+        header = car_header([root])
+        if len(header) != len(car_header([placeholder])):
+            raise AssertionError("cover CAR header changed size")
+        with open(path, "r+b") as fh:
+            fh.write(header)
+        with open(path, "rb") as fh:
+            client.dag_import(fh, pin_roots=False)
+    text = cid_str(root)
+    client.pin_add(text, recursive=True, name=name, timeout=client.long_timeout)
+    if client.pin_ls(text).get(text) != "recursive":
+        raise ArchiveError(f"pin cover {text} is not pinned recursively after pin/add")
+    return {"cover_cid": text, "cover_blocks": blocks}

@@ -103,6 +103,9 @@ class PipelinedBlockReader:
                 except queue.Empty:
                     thread.join(0.05)
 
+    def session(self) -> BlockSession:
+        return BlockSession(self)
+
     def _read_response(self, stream, cid: str) -> bytes:
         status = stream.readline()
         if not status:
@@ -145,3 +148,36 @@ def _read_fields(stream) -> dict[bytes, bytes]:
             return fields
         k, _, v = line.partition(b":")
         fields[k.strip().lower()] = v.strip()
+
+
+class BlockSession:
+    """`block/get` one at a time on one kept-open connection.
+
+    For walks where the next CID is known only once the last block is
+    decoded (a chain linked by plain maps): no pipelining is possible, but a
+    loopback round trip costs far less than a new request through httpx.
+    """
+
+    def __init__(self, reader: PipelinedBlockReader):
+        self.reader = reader
+        try:
+            self.sock = socket.create_connection((reader.host, reader.port), timeout=reader.timeout)
+        except OSError as exc:
+            raise KuboUnreachable("block/get", None, f"node at {reader.api_url} unreachable ({exc})") from None
+        self.stream = self.sock.makefile("rb", buffering=1 << 16)
+
+    def get(self, cid: str) -> bytes:
+        self.reader.requests += 1
+        try:
+            self.sock.sendall(self.reader._request(cid))
+            return self.reader._read_response(self.stream, cid)
+        except (ValueError, IndexError):
+            raise KuboUnreachable(
+                "block/get", cid, f"node at {self.reader.api_url} broke off its answer") from None
+        except (TimeoutError, OSError) as exc:
+            raise KuboUnreachable(
+                "block/get", cid, f"node at {self.reader.api_url} stopped answering ({exc})") from None
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from .blocks import PipelinedBlockReader
+from .blocks import BlockSession, PipelinedBlockReader
 from .errors import KuboError, KuboUnreachable
 
 DEFAULT_API = "http://localhost:5001/api/v0"
@@ -234,6 +234,17 @@ class KuboClient:
         try:
             yield from reader.get_many(cids)
         finally:
+            self.calls["block/get"] = self.calls.get("block/get", 0) + reader.requests
+
+    @contextmanager
+    def block_session(self) -> Iterator[BlockSession]:
+        """`block/get` one at a time on one kept-open connection (see kubo/blocks.py)."""
+        reader = PipelinedBlockReader(self.api_url, timeout=self.timeout)
+        session = reader.session()
+        try:
+            yield session
+        finally:
+            session.close()
             self.calls["block/get"] = self.calls.get("block/get", 0) + reader.requests
 
     def block_put(self, data: bytes, *, cid_codec: str, pin: bool = False,
