@@ -44,7 +44,7 @@ def seed_restore_tips(client: KuboClient, entries: list[SnapshotEntry], index_ro
     for e in entries:
         path = tip_path(e.pi, index_root)
         client.files_mkdir(path.rsplit("/", 1)[0], parents=True)
-        client.files_write(path, (cid_str(e.tip_cid) + "\n").encode())
+        client.files_write(path, cid_str(e.tip_cid).encode())
         done += 1
         if budget_s is not None and time.monotonic() - started > budget_s:
             break

@@ -64,7 +64,7 @@ def machine() -> dict:
             "kubo": KUBO_VERSION, "platform": platform.platform()}
 
 
-def bench_snapshot(node, client, settings, env) -> dict:
+def bench_snapshot(node, client, settings, env, shape: str) -> dict:
     head = require_pointer(client, settings.index_pointer_path).event_head
     # ours first: the baseline's 100k `files/read` leave Kubo's MFS in its slow state (see dr/tips.py)
     full = _ok(run_measured(arke_dr("build-snapshot"), env), "full snapshot")
@@ -73,7 +73,7 @@ def bench_snapshot(node, client, settings, env) -> dict:
     baseline_s = time.monotonic() - started
     _, entries = load_snapshot(client, full["stdout"].strip())
     same = {pi: cid_str(e.tip_cid) for pi, e in entries.items()} == {pi: b["tip_cid"] for pi, b in baseline.items()}
-    ArchiveWriter(client, settings, seed=5).run(1000)
+    ArchiveWriter(client, settings, seed=5, shape="seed" if shape == "seed" else "api").run(1000)
     inc = _ok(run_measured(arke_dr("build-snapshot"), env), "incremental snapshot")
     return {"baseline_full_s": round(baseline_s, 3), "ours_full_s": full["seconds"],
             "ours_full_phases": [ln for ln in full["stderr"].splitlines() if ln.startswith(("walked", "compared"))],
@@ -232,7 +232,7 @@ def bench_verify(work: Path, large_mb: int, small_blocks: int, archive_car: Path
             "archive_car_mb_per_s": round(archive_car.stat().st_size / 1e6 / arch["seconds"], 1)}
 
 
-def bench_long_chain(work: Path, events: int) -> dict:
+def bench_long_chain(work: Path, events: int, shape: str) -> dict:
     """Our snapshot's memory over a long chain; the node is on pebble because
     two million one-file blocks in flatfs take this disk most of an hour to
     write, and what is measured is our process, not Kubo's datastore."""
@@ -244,7 +244,7 @@ def bench_long_chain(work: Path, events: int) -> dict:
         started = time.monotonic()
         with KuboClient(node.api_url, timeout=600) as client:
             gen = generate(client, settings, GenSpec(entities=min(10_000, events), events=events, seed=3,
-                                                     components=False))
+                                                     components=False, shape=shape))
         generate_s = time.monotonic() - started
         with RssWatch(node.proc.pid) as watch:
             snap = _ok(run_measured(arke_dr("build-snapshot"), _env(settings)), "long-chain snapshot")
@@ -258,10 +258,11 @@ def bench_long_chain(work: Path, events: int) -> dict:
 
 def run(*, entities: int, events: int, chain_events: int, image_fraction: float, large_mb: int,
         small_blocks: int, bare_export_rss_limit_mb: float, workdir: str | None = None,
-        baseline_budget_s: float | None = None, partial: str | None = None) -> dict:
+        baseline_budget_s: float | None = None, partial: str | None = None, shape: str = "api") -> dict:
     work = Path(workdir or tempfile.mkdtemp(prefix="arke-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine(), "parameters": {
+        "shape": shape,
         "entities": entities, "events": events, "chain_events": chain_events, "image_fraction": image_fraction,
         "large_car_mb": large_mb, "small_car_blocks": small_blocks,
         "bare_export_rss_limit_mb": bare_export_rss_limit_mb}}
@@ -274,10 +275,10 @@ def run(*, entities: int, events: int, chain_events: int, image_fraction: float,
         with KuboClient(node.api_url, timeout=600) as client:
             started = time.monotonic()
             gen = generate(client, settings, GenSpec(entities=entities, events=events, seed=1,
-                                                     image_fraction=image_fraction))
+                                                     image_fraction=image_fraction, shape=shape))
             results["generate"] = {**gen.summary(), "seconds": round(time.monotonic() - started, 2)}
             _phase(results, "generate", partial)
-            results["snapshot"] = bench_snapshot(node, client, settings, env)
+            results["snapshot"] = bench_snapshot(node, client, settings, env, shape)
             _phase(results, "snapshot", partial)
             results["export"], car = bench_export(node, client, settings, env, work, bare_export_rss_limit_mb)
             _phase(results, "export", partial)
@@ -291,7 +292,7 @@ def run(*, entities: int, events: int, chain_events: int, image_fraction: float,
     results["verify"] = bench_verify(work, large_mb, small_blocks, car)
     _phase(results, "verify", partial)
     if chain_events:
-        results["memory"] = bench_long_chain(work, chain_events)
+        results["memory"] = bench_long_chain(work, chain_events, shape)
         _phase(results, "memory", partial)
     results["targets"] = targets(results)
     shutil.rmtree(work, ignore_errors=True)

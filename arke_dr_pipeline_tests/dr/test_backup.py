@@ -169,16 +169,25 @@ def test_events_appended_during_build_stay_reachable(client, settings):
     stop = threading.Event()
     thread = threading.Thread(target=writer.run, args=(400,), kwargs={"stop": stop})
     thread.start()
+    built = []
     try:
         time.sleep(0.2)
         for _ in range(3):
-            build_snapshot(client, settings, check_tips=False)
+            built.append(build_snapshot(client, settings, check_tips=False))
+            car = export_car(client, settings, built[-1].snapshot_cid)
+            assert car.snapshot_cid == built[-1].snapshot_cid  # the snapshot it was handed, not a re-read pointer
     finally:
         thread.join(120)
+    # the writer rewrote the pointer it read before our builds: snapshot fields may be stale now
+    final = build_snapshot(client, settings, check_tips=False)
+    seqs = [b.seq for b in [*built, final] if b.created]
+    assert seqs == sorted(set(seqs)) and final.seq == max(b.seq for b in built) + (1 if final.created else 0)
     pointer = require_pointer(client, settings.index_pointer_path)
-    reachable = {cid_str(c) for c, _ in walk_events(client, pointer.event_head)}
-    assert set(writer.appended) <= reachable and len(writer.appended) >= 1
-    assert pointer.latest_snapshot_cid is not None
+    assert pointer.latest_snapshot_cid == final.snapshot_cid and pointer.event_head == writer.head
+    reachable = {cid_str(c) for c, _ in walk_events(client, final.event_cid)}
+    assert set(writer.appended) <= reachable and len(writer.appended) == 400
+    report, _ = verify_car(backup(client, settings)[2].car_path)
+    assert report["event_count"] == 1900 and report["snapshot_cid"] == final.snapshot_cid
 
 
 def test_big_archive_snapshot_is_chunked(client, settings):
