@@ -13,6 +13,7 @@ from ..dr.restore import (
     check_target,
     import_car,
     plan_restore,
+    seq_floor,
     summary,
     target_pointer,
     verify_restored,
@@ -72,7 +73,7 @@ def rebuild_tips(plan: RestorePlan, kubo: KuboResource, storage: StorageResource
 @dg.op(description="Write the index pointer, last.")
 def restore_pointer(plan: RestorePlan, kubo: KuboResource, storage: StorageResource) -> RestorePlan:
     with kubo.client() as client:
-        write_pointer(client, storage.settings(kubo), target_pointer(plan))
+        write_pointer(client, storage.settings(kubo), target_pointer(plan), seq_floor(plan))
     return plan
 
 

@@ -85,7 +85,7 @@ def reverted_pointer(client: KuboClient, settings: Settings, pointer) -> dict | 
     `prev_snapshot`, and the record's snapshot is on this node (a record left
     from another archive is not).
     """
-    record = _read_record(settings.snapshots_dir / "latest.json")
+    record = read_record(settings)
     if record is None or record.get("snapshot_cid") == pointer.latest_snapshot_cid:
         return None
     if not isinstance(record.get("seq"), int) or record["seq"] <= pointer.snapshot_seq:
@@ -107,9 +107,10 @@ def reverted_pointer(client: KuboClient, settings: Settings, pointer) -> dict | 
     return record if cur == older else None
 
 
-def _read_record(path) -> dict | None:
+def read_record(settings: Settings) -> dict | None:
+    """Our record of the newest snapshot, `snapshots/latest.json`; None when absent or unreadable."""
     try:
-        record = json.loads(path.read_text())
+        record = json.loads((settings.snapshots_dir / "latest.json").read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

@@ -20,9 +20,10 @@ from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid
+from .files import atomic_write_json
 from .lock import exclusive
 from .pins import pin_cover
-from .pointer import read_pointer
+from .pointer import read_pointer, snapshot_record
 from .progress import log
 from .snapshot import now_ts
 from .tips import install_tips, read_tips
@@ -111,13 +112,28 @@ def car_cids(car: Path):
             yield block.cid
 
 
-def write_pointer(client: KuboClient, settings: Settings, target: dict) -> None:
-    """Last: only now does the index pointer name the restored snapshot."""
+def write_pointer(client: KuboClient, settings: Settings, target: dict, seq_floor: int = 0) -> None:
+    """Last: only now does the index pointer name the restored snapshot.
+
+    Our own record (`snapshots/latest.json`) follows it: the restored
+    snapshot is now the newest one here, and a record of a later snapshot of
+    the same archive (a point-in-time restore) would otherwise be taken for a
+    pointer reverted by the API and "repaired" back. `seq_floor`, the highest
+    seq the backup knows, keeps the next snapshot from reusing a seq."""
     current = read_pointer(client, settings.index_pointer_path)
     pointer = dict(current.raw) if current else {}
     pointer.update(target)
     pointer["last_updated"] = now_ts()
     client.files_write(settings.index_pointer_path, json.dumps(pointer, indent=2).encode() + b"\n")
+    atomic_write_json(settings.snapshots_dir / "latest.json", snapshot_record(
+        snapshot_cid=target["latest_snapshot_cid"], seq=target["snapshot_seq"], ts=target["snapshot_ts"],
+        event_cid=target["snapshot_event_cid"], total_count=target["snapshot_count"],
+        event_count=target["snapshot_event_count"], trigger="restore", seq_floor=seq_floor))
+
+
+def seq_floor(plan: RestorePlan) -> int:
+    """The highest seq among the snapshots in the CAR."""
+    return max((int(s) for s in plan.report["snapshots"]), default=0)
 
 
 def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
@@ -131,7 +147,7 @@ def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike,
         check_target(client, settings, target, force)
         import_car(client, plan, transport)
         install_tips(client, settings.index_root, plan.entries)
-        write_pointer(client, settings, target)
+        write_pointer(client, settings, target, seq_floor(plan))
         verified = verify_restored(client, settings, plan.entries, target)
     return summary(plan, verified, time.monotonic() - started)
 

@@ -20,7 +20,14 @@ from .chain import ChainError, walk_events
 from .config import Settings
 from .files import atomic_write_json
 from .lock import exclusive
-from .pointer import ArchiveError, require_pointer, reverted_pointer, snapshot_record, update_snapshot_fields
+from .pointer import (
+    ArchiveError,
+    read_record,
+    require_pointer,
+    reverted_pointer,
+    snapshot_record,
+    update_snapshot_fields,
+)
 from .progress import log, progress
 from .tips import read_tips, read_tips_of
 
@@ -91,7 +98,7 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             stop = pointer.raw.get("snapshot_event_cid") or None
         if stop is None:
             anomalies.append(f"snapshot {prev_cid} ({prev_header.schema}) names no event: the whole chain is walked")
-        seq = prev_header.seq + 1
+        seq = max(prev_header.seq, _seq_floor(settings, prev_cid)) + 1
         if full or stop is None:
             entries, stop = {}, None
         elif stop == head:
@@ -176,6 +183,16 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     log(f"snapshot {snapshot_cid}: seq {seq}, {len(ordered)} entities, {walked} new events, "
         f"{result.seconds:.1f}s")
     return result
+
+
+def _seq_floor(settings: Settings, prev_cid: str) -> int:
+    """The highest seq a restore of `prev_cid` knew of: after a point-in-time
+    restore the next snapshot takes a seq above every one already used."""
+    record = read_record(settings)
+    if record is None or record.get("snapshot_cid") != prev_cid:
+        return 0
+    floor = record.get("seq_floor")
+    return floor if isinstance(floor, int) else 0
 
 
 def _event_count(pointer, walked: int, *, incremental: bool) -> int:

@@ -66,6 +66,10 @@ def test_point_in_time(fresh_kubo, tmp_path):
             restore(client, settings, car)
         restore(client, settings, car, force=True)
         assert logical_dump(client, settings) == state2
+        restore(client, settings, car, seq=1, force=True)
+        ArchiveWriter(client, settings, seed=8).run(2)
+        nxt = build_snapshot(client, settings)  # continues from seq 1, under a seq never used
+        assert nxt.incremental and nxt.new_events == 2 and not nxt.pointer_repaired and nxt.seq == 3
 
 
 def _cli(api, *args):
