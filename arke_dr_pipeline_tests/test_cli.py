@@ -52,3 +52,26 @@ def test_bad_input_is_one_line(args):
     out = arke_dr(*args)
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_gen_test_data_and_simulate_writes_grow_an_api_shaped_archive(kubo, tmp_path):
+    """What a user runs to watch the sensor and the plots: an archive, then writes as the API makes them."""
+    import json
+    import os
+
+    env = {**os.environ, "INDEX_POINTER_PATH": "/arke-cli/index-pointer", "SNAPSHOTS_DIR": str(tmp_path / "s"),
+           "BACKUPS_DIR": str(tmp_path / "b"), "ARKE_PROGRESS": "0"}
+    gen = arke_dr("--api", kubo.api_url, "gen-test-data", "--entities", "20", "--events", "50", env=env)
+    assert gen.returncode == 0, gen.stderr
+    assert json.loads(gen.stdout)["shape"] == "api"
+    assert arke_dr("--api", kubo.api_url, "build-snapshot", env=env).returncode == 0
+    sim = arke_dr("--api", kubo.api_url, "simulate-writes", "--events", "30", env=env)
+    assert sim.returncode == 0, sim.stderr
+    head = json.loads(sim.stdout)["event_head"]
+    assert head.startswith("bafyrei")  # dag-cbor, as the API stores events
+    status = json.loads(arke_dr("--api", kubo.api_url, "status", env=env).stdout)
+    assert status["event_head"] == head and status["event_count"] == 80
+    snap = arke_dr("--api", kubo.api_url, "build-snapshot", env=env)
+    assert snap.returncode == 0 and "30 new events" in snap.stderr
+    bad = arke_dr("--api", kubo.api_url, "simulate-writes", "--events", "0", env=env)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

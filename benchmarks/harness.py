@@ -93,12 +93,17 @@ def bench_export(node, client, settings, env, work: Path, rss_limit_mb: float) -
     with KuboClient(node.api_url, timeout=600) as fresh:  # a stopped export restarts the node on a new port
         flat_root, listed = put_flat_root(fresh, car)
     same_blocks = _bare_export(node, flat_root, work / "bare-flat.car", rss_limit_mb)
-    floor = same_root["seconds"] if same_root["completed"] else same_blocks["seconds"]
+    # Kubo cannot follow the Arke API's plain-map links: on that shape a bare export
+    # of the root "completes" with a fraction of the archive and is no floor.
+    whole = same_root["completed"] and same_root["bytes"] >= car.stat().st_size
+    floor = same_root["seconds"] if whole else same_blocks["seconds"]
     return {"ours_s": ours["seconds"], "ours_peak_rss_mb": ours["peak_rss_mb"], "car_bytes": car.stat().st_size,
             "car_blocks": json.loads(car.with_suffix(".json").read_text())["block_count"],
             "ours_phases": [ln for ln in ours["stderr"].splitlines() if ln.startswith(("exported", "inventory"))],
             "bare_dag_export_same_root_s": same_root["seconds"] if same_root["completed"] else None,
             "bare_dag_export_same_root_completed": same_root["completed"],
+            "bare_dag_export_same_root_car_bytes": same_root["bytes"],
+            "bare_dag_export_same_root_is_whole_archive": whole,
             "bare_dag_export_same_root_kubo_peak_rss_mb": same_root["kubo_peak_rss_mb"],
             "bare_dag_export_same_root_stopped_after_s": None if same_root["completed"] else same_root["seconds"],
             "bare_dag_export_same_blocks_s": same_blocks["seconds"] if same_blocks["completed"] else None,
@@ -312,7 +317,8 @@ def targets(r: dict) -> list[dict]:
     rows = [
         ("full snapshot >= 20x faster than baseline", s["speedup_full"], lambda x: x >= 20),
         ("incremental snapshot after 1k events < 2 s", s["ours_incremental_1k_s"], lambda x: x < 2),
-        ("export within 1.3x of bare dag export (same root, else same blocks)", e["ratio_to_bare"], lambda x: x <= 1.3),
+        ("export within 1.3x of bare dag export (same root if whole, else same blocks)", e["ratio_to_bare"],
+         lambda x: x <= 1.3),
         ("restore within 2x of bare import + rebuild", rs["ratio_to_bare_import_plus_rebuild"], lambda x: x <= 2),
         ("restore >= 20x faster than baseline tip writes", rs["speedup_rebuild_vs_baseline_tip_writes"],
          lambda x: x >= 20),

@@ -93,15 +93,17 @@ def check_target(client: KuboClient, settings: Settings, target: dict, force: bo
 
 
 def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
-    """Streamed over HTTP, or through `transport` (the docker-exec one moves the file in)."""
+    """Streamed over HTTP, or through `transport` (the docker-exec one moves the file in).
+
+    The roots are not pinned by the import: one recursive pin of the cover
+    (dr/pins.py) keeps every block, whatever its links, and a pin of the
+    root would walk the same DAG a second time."""
     log(f"importing {plan.car.name} ({plan.report['block_count']} blocks)")
     if transport is not None:
         transport.dag_import(plan.car)
     else:
         with open(plan.car, "rb") as fh:
-            client.dag_import(fh, pin_roots=True)
-    if plan.snapshot_cid not in plan.report["roots"]:
-        client.pin_add(plan.snapshot_cid)
+            client.dag_import(fh, pin_roots=False)
     pin_cover(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}")
 
 

@@ -122,7 +122,7 @@ class HttpTransport:
 
     def dag_import(self, car: Path) -> list[str]:
         with open(car, "rb") as fh:
-            return [r["Cid"]["/"] for r in self.client.dag_import(fh, pin_roots=True)]
+            return [r["Cid"]["/"] for r in self.client.dag_import(fh, pin_roots=False)]
 
     def dag_put(self, data: bytes, *, store_codec="dag-cbor", input_codec="dag-json", pin=False) -> str:
         return self.client.dag_put(data, store_codec=store_codec, input_codec=input_codec, pin=pin)
@@ -149,7 +149,7 @@ class DockerTransport:
         remote = self._scratch(".car")
         self.backend.put_file(car, remote)
         try:
-            out = b"".join(self.backend.run(["ipfs", "dag", "import", "--pin-roots=true", remote]))
+            out = b"".join(self.backend.run(["ipfs", "dag", "import", "--pin-roots=false", remote]))
         finally:
             self.backend.remove(remote)
         roots = []

@@ -50,14 +50,15 @@ def test_seed_snapshot_entries_exactly(client, settings):
     assert snap.anomalies == []
 
 
-def test_incremental_equals_full(client, settings):
-    generate(client, settings, GenSpec(entities=150, events=400, seed=11, image_fraction=0.0))
+@pytest.mark.parametrize("shape", ["seed", "mixed", "api"])
+def test_incremental_equals_full(client, settings, shape):
+    generate(client, settings, GenSpec(entities=150, events=400, seed=11, image_fraction=0.0, shape=shape))
     first = build_snapshot(client, settings)
-    ArchiveWriter(client, settings, seed=3).run(120)
+    ArchiveWriter(client, settings, seed=3, shape="seed" if shape == "seed" else "api").run(120)
     second = build_snapshot(client, settings)
     assert second.incremental and second.new_events == 120 and second.seq == 2
     # a full build of the same chain, from scratch, in a copy of the archive
-    full_settings = replace(settings, index_pointer_path="/arke-full/index-pointer",
+    full_settings = replace(settings, index_pointer_path=f"/arke-full-{shape}/index-pointer",
                             snapshots_dir=settings.snapshots_dir / "full")
     pointer = require_pointer(client, settings.index_pointer_path)
     pointer.raw.update({"latest_snapshot_cid": None})

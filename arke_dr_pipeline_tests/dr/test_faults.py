@@ -43,10 +43,11 @@ def _dying(real, daemon, after):
     return wrapper
 
 
-def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shape", ["seed", "api"])
+def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch, shape):
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
-        generate(client, settings, GenSpec(entities=200, events=3000, seed=1, image_fraction=0.0))
+        generate(client, settings, GenSpec(entities=200, events=3000, seed=1, image_fraction=0.0, shape=shape))
         before = require_pointer(client, settings.index_pointer_path).raw
         monkeypatch.setattr(snapshot_mod, "walk_events", _dying(snapshot_mod.walk_events, fresh_kubo, 500))
         with pytest.raises(KuboError):
@@ -61,10 +62,11 @@ def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch):
     assert "snapshot-1.json" in files(settings.snapshots_dir)
 
 
-def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shape", ["seed", "api"])
+def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypatch, shape):
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
-        generate(client, settings, GenSpec(entities=300, seed=2, image_fraction=0.05))
+        generate(client, settings, GenSpec(entities=300, seed=2, image_fraction=0.05, shape=shape))
         snap = build_snapshot(client, settings)
         monkeypatch.setattr(traverse_mod, "dag_blocks", _dying(traverse_mod.dag_blocks, fresh_kubo, 200))
         with pytest.raises(KuboError):

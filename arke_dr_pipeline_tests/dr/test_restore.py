@@ -24,8 +24,8 @@ def wiped(daemon, settings):
     return KuboClient(daemon.api_url), replace(settings, api_url=daemon.api_url)
 
 
-@pytest.mark.parametrize("spec", [None, GenSpec(entities=2000, seed=21, image_fraction=0.01)],
-                         ids=["seed", "2000-entities"])
+@pytest.mark.parametrize("spec", [None, GenSpec(entities=2000, seed=21, image_fraction=0.01, shape="mixed")],
+                         ids=["seed", "2000-entities-mixed"])
 def test_nuclear(fresh_kubo, tmp_path, spec):
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
@@ -106,11 +106,11 @@ def test_bad_cars_refused_and_mfs_untouched(kubo, client, settings, tmp_path):
     assert client.files_stat("/")["Hash"] == mfs_before
 
 
-@pytest.mark.parametrize("where", ["mid-import", "after-import"])
-def test_killed_node_mid_restore_then_rerun_completes(fresh_kubo, tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("where, shape", [("mid-import", "api"), ("after-import", "api"), ("mid-import", "seed")])
+def test_killed_node_mid_restore_then_rerun_completes(fresh_kubo, tmp_path, monkeypatch, where, shape):
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
-        generate(client, settings, GenSpec(entities=400, seed=5, image_fraction=0.05))
+        generate(client, settings, GenSpec(entities=400, seed=5, image_fraction=0.05, shape=shape))
         car = backup(client, settings)
         before = logical_dump(client, settings)
     client, settings = wiped(fresh_kubo, settings)

@@ -60,6 +60,6 @@ def test_restore_through_the_docker_transport(fresh_kubo, tmp_path):
     with KuboClient(fresh_kubo.api_url) as client:
         restore(client, settings, car, transport=DockerTransport(backend))
         assert logical_dump(client, settings) == before
-    assert backend.argvs[0][:4] == ["ipfs", "dag", "import", "--pin-roots=true"]
+    assert backend.argvs[0][:4] == ["ipfs", "dag", "import", "--pin-roots=false"]
     assert backend.argvs[0][4].startswith("/tmp/arke-dr-")
     assert not list((tmp_path / "container" / "tmp").iterdir())  # the CAR moved in was removed
