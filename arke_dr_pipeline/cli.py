@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -49,6 +50,11 @@ def operation(fn):
     return wrapper
 
 
+def seconds_ok(value: float) -> bool:
+    """A timeout a socket takes: positive and finite (0 would make every call "unreachable")."""
+    return 0 < value <= 7 * 86400 and math.isfinite(value)
+
+
 def _out(obj) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
@@ -73,6 +79,8 @@ class Ctx:
 @click.pass_context
 def main(ctx, api: str, timeout: float, transport: str):
     """Disaster recovery for the Arke IPFS archive."""
+    if not seconds_ok(timeout):
+        _fail("--timeout must be a positive number of seconds", 2)
     try:
         ctx.obj = Ctx(api, timeout)
         ctx.obj.transport = transport
@@ -209,7 +217,7 @@ def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
 
 
 @main.command("verify-car")
-@click.argument("car", type=click.Path(dir_okay=False))
+@click.argument("car")
 @click.option("--snapshot", "snapshot_cid", default=None, help="Snapshot CID (default: the root).")
 @click.option("--seq", type=int, default=None, help="Check the snapshot with this seq instead.")
 @operation
@@ -222,7 +230,7 @@ def verify_car_cmd(car, snapshot_cid, seq):
 
 
 @main.command()
-@click.argument("car", type=click.Path(dir_okay=False))
+@click.argument("car")
 @click.argument("snapshot_cid", required=False)
 @click.option("--seq", type=int, default=None, help="Restore an older snapshot (point in time).")
 @click.option("--force", is_flag=True, help="Replace a different archive already on the node.")
@@ -233,6 +241,8 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
     """Rebuild the archive on a node from one CAR."""
     from .dr.restore import restore as do_restore
 
+    if not seconds_ok(wait_timeout):
+        _fail("--wait-timeout must be a positive number of seconds")
     with obj.client() as client:
         transport = None
         if obj.transport == "docker":

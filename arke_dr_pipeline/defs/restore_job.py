@@ -4,6 +4,7 @@
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
 from ..dr.paths import PathRefused, backup_path
@@ -24,11 +25,14 @@ from .resources import KuboResource, StorageResource
 
 
 class RestoreConfig(dg.Config):
-    car_path: str
-    snapshot_cid: str | None = None
-    seq: int | None = None
-    force: bool = False
-    wait_timeout: float = 60.0
+    car_path: str = Field(description="The CAR to restore: a name in the backups folder, or a path under it.")
+    snapshot_cid: str | None = Field(
+        default=None, description="The snapshot to restore (default: the sidecar's, else the CAR's root).")
+    seq: int | None = Field(
+        default=None, description="Restore the snapshot with this seq instead, found through prev_snapshot.")
+    force: bool = Field(default=False, description="Replace a different archive already on the node.")
+    wait_timeout: float = Field(default=60.0, gt=0, le=7 * 86400,
+                                description="Seconds to wait for the node to answer before giving up.")
 
 
 @dg.op(description="Poll the node until it answers; hand the request on.")
@@ -58,7 +62,7 @@ def import_backup(request: dict, plan: RestorePlan, kubo: KuboResource,
         try:
             check_target(client, storage.settings(kubo), target_pointer(plan), request["force"])
         except RestoreRefused as exc:
-            raise dg.Failure(description=str(exc)) from None
+            raise dg.Failure(description=exc.in_dagster()) from None
         import_car(client, plan, kubo.car_transport(client))
     return plan
 

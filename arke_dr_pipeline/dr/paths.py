@@ -16,15 +16,23 @@ def backup_path(backups_dir: str | os.PathLike, car_path: str) -> Path:
     Relative paths are taken relative to the backups folder, so a job config
     can say `arke-3-....car`.
     """
-    root = Path(backups_dir).resolve()
-    candidate = Path(car_path)
-    if not candidate.is_absolute():
-        candidate = root / candidate
-    resolved = candidate.resolve()
-    if not resolved.is_relative_to(root) or resolved == root:
-        raise PathRefused(f"car_path {car_path!r} is outside the backups folder {root}")
-    if not resolved.is_file():
-        raise PathRefused(f"car_path {car_path!r}: no such file in {root}")
+    shown = car_path if len(car_path) <= 200 else car_path[:100] + "..." + car_path[-60:]
+    if "\0" in car_path:
+        raise PathRefused(f"car_path {shown!r} contains a NUL byte")
+    try:
+        root = Path(backups_dir).resolve()
+        candidate = Path(car_path)
+        if not candidate.is_absolute():
+            candidate = root / candidate
+        resolved = candidate.resolve()
+        if not resolved.is_relative_to(root) or resolved == root:
+            raise PathRefused(f"car_path {shown!r} is outside the backups folder {root}")
+        if not resolved.exists():
+            raise PathRefused(f"car_path {shown!r}: no such file in {root}")
+        if not resolved.is_file():
+            raise PathRefused(f"car_path {shown!r} is not a regular file")
+    except OSError as exc:
+        raise PathRefused(f"car_path {shown!r}: {exc.strerror or exc}") from None
     return resolved
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +29,17 @@ from .pointer import read_pointer, snapshot_record
 from .progress import log
 from .snapshot import now_ts
 from .tips import install_tips, read_tips
-from .verify import read_sidecar, verify_car
+from .verify import car_file, read_sidecar, verify_car
 
 
 class RestoreRefused(RuntimeError):
-    """The node holds something else; restoring would overwrite it."""
+    """The node holds something else; restoring would overwrite it.
+
+    The message tells a CLI user to pass `--force`; `in_dagster` says the
+    same in the restore job's words."""
+
+    def in_dagster(self) -> str:
+        return str(self).replace("pass --force", "set `force: true` in the run config")
 
 
 @dataclass
@@ -45,9 +53,7 @@ class RestorePlan:
 def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None,
                  seq: int | None = None) -> RestorePlan:
     """Verify the CAR offline and choose the snapshot: explicit, sidecar, or root."""
-    car = Path(car_path)
-    if not car.is_file():
-        raise BackupInvalid(None, f"{car}: no such file")
+    car = car_file(car_path)
     chosen = snapshot_cid
     if chosen is None:
         sidecar = read_sidecar(car)
@@ -95,16 +101,53 @@ def check_target(client: KuboClient, settings: Settings, target: dict, force: bo
 def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
     """Streamed over HTTP, or through `transport` (the docker-exec one moves the file in).
 
+    A CARv2 goes in as its inner CARv1 (Kubo 0.39 refuses CARv2 with
+    "operation not supported"): the verified byte range, streamed. Blocks
+    above 1 MiB, which verification counted, go in with `allow-big-block`.
     The roots are not pinned by the import: one recursive pin of the cover
     (dr/pins.py) keeps every block, whatever its links, and a pin of the
     root would walk the same DAG a second time."""
-    log(f"importing {plan.car.name} ({plan.report['block_count']} blocks)")
+    report = plan.report
+    big = report.get("big_blocks", 0) > 0
+    log(f"importing {plan.car.name} ({report['block_count']} blocks"
+        f"{', CARv2 unwrapped' if report['version'] == 2 else ''})")
     if transport is not None:
-        transport.dag_import(plan.car)
+        with _v1_file(plan) as path:
+            transport.dag_import(path, allow_big_block=big)
     else:
-        with open(plan.car, "rb") as fh:
-            client.dag_import(fh, pin_roots=False)
+        client.dag_import(car_v1_chunks(plan), pin_roots=False, allow_big_block=big)
     pin_cover(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}")
+
+
+def car_v1_chunks(plan: RestorePlan, size: int = 1 << 20) -> Iterator[bytes]:
+    """The CARv1 bytes of the plan's CAR: the whole file, or a CARv2's inner range."""
+    start, length = 0, plan.report["size"]
+    if plan.report["version"] == 2:
+        start, length = plan.report["data_offset"], plan.report["data_size"]
+    with open(plan.car, "rb") as fh:
+        fh.seek(start)
+        while length > 0:
+            chunk = fh.read(min(size, length))
+            if not chunk:
+                raise BackupInvalid(None, f"{plan.car.name} changed after it verified: shorter now")
+            length -= len(chunk)
+            yield chunk
+
+
+@contextmanager
+def _v1_file(plan: RestorePlan) -> Iterator[Path]:
+    """A path to a CARv1 for the transport: the CAR itself, or its inner CARv1 copied beside it."""
+    if plan.report["version"] == 1:
+        yield plan.car
+        return
+    tmp = plan.car.with_name(f".{plan.car.name}.v1.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in car_v1_chunks(plan):
+                out.write(chunk)
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def car_cids(car: Path):

@@ -27,17 +27,46 @@ def read_sidecar(car: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError:
+        if not path.is_file():
+            raise BackupInvalid(None, f"sidecar {path} is not a regular file")
+        if path.stat().st_size > 1 << 20:
+            raise BackupInvalid(None, f"sidecar {path} is over 1 MiB: not one of ours")
+        sidecar = json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
         raise BackupInvalid(None, f"sidecar {path} is not JSON") from None
+    except OSError as exc:
+        raise BackupInvalid(None, f"sidecar {path} cannot be read: {exc.strerror or exc}") from None
+    if not isinstance(sidecar, dict):
+        raise BackupInvalid(None, f"sidecar {path} is not a JSON object")
+    return sidecar
+
+
+def car_file(path: str | os.PathLike) -> Path:
+    """The CAR at `path`, or a one-line refusal saying what is wrong with the path."""
+    try:
+        car = Path(path)
+        if "\0" in str(car):
+            raise BackupInvalid(None, "the CAR path contains a NUL byte")
+        if not car.exists():
+            raise BackupInvalid(None, f"{_shown(car)}: no such file")
+        if not car.is_file():
+            raise BackupInvalid(None, f"{_shown(car)}: not a regular file")
+        with open(car, "rb"):
+            pass
+    except OSError as exc:
+        raise BackupInvalid(None, f"{_shown(path)}: {exc.strerror or exc}") from None
+    return car
+
+
+def _shown(path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else text[:100] + "..." + text[-60:]
 
 
 def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq: int | None = None,
                use_sidecar: bool = True) -> tuple[dict, DagCheck]:
     """Check a CAR completely; (report, the check's state). Raises BackupInvalid."""
-    car = Path(path)
-    if not car.is_file():
-        raise BackupInvalid(None, f"{car}: no such file")
+    car = car_file(path)
     size = car.stat().st_size
     try:
         target = parse_cid(snapshot_cid) if snapshot_cid else None
@@ -66,6 +95,7 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
         target = check.snapshot_by_seq(target, seq)
     report = check.finish(target)
     report.update({"car": str(car), "version": reader.version, "size": size,
+                   "data_offset": reader.data_offset, "data_size": reader.data_size,
                    "sha256": reader.sha256, "roots": [cid_str(r) for r in reader.roots]})
     sidecar = read_sidecar(car) if use_sidecar else None
     if sidecar is not None:

@@ -48,6 +48,7 @@ class CarReader:
         self.offset = 0
         self._limit: int | None = None
         self.version = 1
+        self.data_offset, self.data_size = 0, None
         self.roots = self._read_header()
 
     @property
@@ -119,7 +120,12 @@ class CarReader:
         data_size = int.from_bytes(fixed[24:32], "little")
         if data_offset < self.offset:
             raise CarError("malformed CARv2: data offset inside the header")
+        if data_offset - self.offset > MAX_HEADER:
+            raise CarError(f"malformed CARv2: data offset {data_offset} leaves more than {MAX_HEADER} bytes of padding")
+        if data_size == 0:
+            raise CarError("malformed CARv2: data size 0")
         self._read_exact(data_offset - self.offset, "CARv2 padding")
+        self.data_offset, self.data_size = data_offset, data_size
         self._limit = data_offset + data_size
         length = self._read_varint("inner header")
         if length is None or length == 0 or length > MAX_HEADER:
@@ -131,7 +137,11 @@ class CarReader:
             start = self.offset
             length = self._read_varint("section")
             if length is None:
+                if self._limit is not None and self.offset < self._limit:
+                    raise CarError(f"truncated CARv2: data ends at byte {self.offset}, its header says {self._limit}")
                 return
+            if length == 0:
+                raise CarError(f"malformed CAR: the section at byte {start} is empty (length 0)")
             if length > MAX_SECTION:
                 raise CarError(f"section at byte {start} claims {length} bytes, over the limit")
             section = self._read_exact(length, f"section at byte {start}")

@@ -21,12 +21,18 @@ LIBP2P_KEY = 0x72
 IDENTITY = 0x00
 SHA2_256 = 0x12
 SHA2_512 = 0x13
+SHA3_512 = 0x14
+SHA3_256 = 0x16
 BLAKE2B_256 = 0xB220
 
 CODEC_NAMES = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor", DAG_JSON: "dag-json"}
 KNOWN_CODECS = frozenset(CODEC_NAMES)
 
 MAX_DIGEST = 128
+# Kubo (boxo's verifcid) refuses an identity CID whose "digest" (the data
+# itself) is over 128 bytes; every other function here has one digest length.
+MAX_IDENTITY = 128
+DIGEST_LENGTH = {SHA2_256: 32, SHA2_512: 64, SHA3_256: 32, SHA3_512: 64, BLAKE2B_256: 32}
 
 
 class CIDError(ValueError):
@@ -94,7 +100,7 @@ def cid_codec(cid: bytes) -> int:
     return split_cid(cid)[1]
 
 
-def digest_of(hash_code: int, data: bytes | memoryview, length: int) -> bytes:
+def digest_of(hash_code: int, data: bytes | memoryview) -> bytes:
     if hash_code == SHA2_256:
         return hashlib.sha256(data).digest()
     if hash_code == IDENTITY:
@@ -103,14 +109,25 @@ def digest_of(hash_code: int, data: bytes | memoryview, length: int) -> bytes:
         return hashlib.sha512(data).digest()
     if hash_code == BLAKE2B_256:
         return hashlib.blake2b(data, digest_size=32).digest()
+    if hash_code == SHA3_256:
+        return hashlib.sha3_256(data).digest()
+    if hash_code == SHA3_512:
+        return hashlib.sha3_512(data).digest()
     raise CIDError(f"unsupported hash function 0x{hash_code:x}")
 
 
 def check_block(cid: bytes, data: bytes | memoryview) -> None:
-    """Raise CIDError unless `data` hashes to `cid`."""
+    """Raise CIDError unless `data` hashes to `cid`: the whole digest, at its
+    function's own length (a truncated digest would "verify" bytes it was
+    never made from, and Kubo refuses it anyway)."""
     _end, _codec, hash_code, start, length = split_cid(cid)
-    digest = digest_of(hash_code, data, length)
-    if digest[:length] != cid[start : start + length] or len(digest) < length:
+    if hash_code == IDENTITY:
+        if length > MAX_IDENTITY:
+            raise CIDError(f"identity CID of {length} bytes, over Kubo's {MAX_IDENTITY}")
+    elif length != DIGEST_LENGTH.get(hash_code, length):
+        raise CIDError(f"digest of {length} bytes, but hash function 0x{hash_code:x} makes "
+                       f"{DIGEST_LENGTH[hash_code]}")
+    if digest_of(hash_code, data) != cid[start : start + length]:
         raise CIDError("block bytes do not hash to their CID")
 
 

@@ -25,6 +25,85 @@ class BlockDecodeError(ValueError):
     """A block whose bytes do not decode under the codec its CID names."""
 
 
+# Decoding a block builds Python objects, about a hundred bytes each: an
+# 8 MiB block of nested one-byte arrays is 8 million of them (about 1 GB).
+# Blocks above SHAPE_CHECK_BYTES have their shape checked first, cheaply,
+# against these limits, far above anything Arke writes (a manifest holds a
+# few dozen items, a snapshot chunk about 20,000 containers, upstream's
+# `all_cids` one list of a few hundred thousand strings). Below the
+# threshold a block cannot build more than a few MB of objects.
+SHAPE_CHECK_BYTES = 64 * 1024
+MAX_DEPTH = 256
+MAX_ITEMS = 1_000_000
+MAX_CONTAINERS = 200_000
+
+
+def _not(codec: str, exc: BaseException) -> BlockDecodeError:
+    if isinstance(exc, UnicodeDecodeError):
+        return BlockDecodeError(f"not {codec}: a string is not valid UTF-8")
+    if isinstance(exc, RecursionError):
+        return BlockDecodeError(f"not {codec}: nested deeper than this verifier reads")
+    text = str(exc) or type(exc).__name__
+    return BlockDecodeError(f"not {codec}: {text[:200]}")
+
+
+def check_cbor_shape(data: bytes, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> int:
+    """The number of items in one CBOR value, read from item heads only;
+    BlockDecodeError past the limits or on a malformed head."""
+    pos, end = 0, len(data)
+    stack = [1]
+    items = 0
+    while stack:
+        if stack[-1] == 0:
+            stack.pop()
+            continue
+        if pos >= end:
+            raise BlockDecodeError("not dag-cbor: truncated")
+        head = data[pos]
+        pos += 1
+        major, info = head >> 5, head & 31
+        if info < 24:
+            value = info
+        elif info <= 27:
+            width = 1 << (info - 24)
+            if pos + width > end:
+                raise BlockDecodeError("not dag-cbor: truncated")
+            value = int.from_bytes(data[pos : pos + width], "big")
+            pos += width
+        else:
+            raise BlockDecodeError("not dag-cbor: indefinite length or reserved value")
+        if major == 6:
+            continue  # a tag: the item after it takes its place
+        stack[-1] -= 1
+        items += 1
+        if items > max_items:
+            raise BlockDecodeError(f"block holds more than {max_items} items")
+        if major in (2, 3):
+            pos += value
+            if pos > end:
+                raise BlockDecodeError("not dag-cbor: a string runs past the block")
+        elif major in (4, 5):
+            count = value * 2 if major == 5 else value
+            if count > end - pos:
+                raise BlockDecodeError("not dag-cbor: a container claims more items than the block has bytes")
+            if count:
+                stack.append(count)
+                if len(stack) > max_depth + 1:
+                    raise BlockDecodeError(f"nested deeper than {max_depth} levels")
+    if pos != end:
+        raise BlockDecodeError("not dag-cbor: bytes after the value")
+    return items
+
+
+def check_json_shape(data: bytes, max_containers: int = MAX_CONTAINERS) -> None:
+    """A bound on the objects a dag-json block can build, counted in C."""
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > max_containers:
+        raise BlockDecodeError(f"block holds more than {max_containers} maps and lists")
+    if data.count(b",") + containers > MAX_ITEMS:
+        raise BlockDecodeError(f"block holds more than {MAX_ITEMS} items")
+
+
 _PLAIN_LINK_MARK = b"\xa1\x61/"  # CBOR: a map of one entry whose key is the text "/"
 
 
@@ -37,10 +116,12 @@ def dag_cbor_value(data: bytes) -> tuple[object, list[bytes], list[bytes]]:
         found.append(raw)
         return cbrrr.CID(raw)
 
+    if len(data) > SHAPE_CHECK_BYTES:
+        check_cbor_shape(data)
     try:
         value = cbrrr.decode_dag_cbor(bytes(data), cid_ctor=collect)
     except Exception as exc:
-        raise BlockDecodeError(f"invalid dag-cbor: {exc}") from None
+        raise _not("dag-cbor", exc) from None
     plain: list[bytes] = []
     if _PLAIN_LINK_MARK in data:
         value = _lift_plain_links(value, plain)
@@ -103,10 +184,14 @@ def dag_json_links(data: bytes) -> tuple[object, list[bytes]]:
                 return cbrrr.CID(raw)
         return obj
 
+    if len(data) > SHAPE_CHECK_BYTES:
+        check_json_shape(data)
     try:
         value = json.loads(bytes(data), object_hook=hook)
-    except (ValueError, CIDError) as exc:
-        raise BlockDecodeError(f"invalid dag-json: {exc}") from None
+    except CIDError as exc:
+        raise BlockDecodeError(f"not dag-json: a link {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise _not("dag-json", exc) from None
     return value, found
 
 
@@ -120,20 +205,20 @@ def decode_dag_pb(data: bytes) -> tuple[list[tuple[bytes, str]], bytes | None]:
         while pos < end:
             key, pos = read_uvarint(buf, pos)
             if key & 7 != 2:
-                raise BlockDecodeError("invalid dag-pb: unexpected wire type")
+                raise BlockDecodeError("not dag-pb: unexpected wire type")
             length, pos = read_uvarint(buf, pos)
             stop = pos + length
             if stop > end:
-                raise BlockDecodeError("invalid dag-pb: field runs past the block")
+                raise BlockDecodeError("not dag-pb: field runs past the block")
             if key >> 3 == 2:
                 links.append(_pb_link(buf, pos, stop))
             elif key >> 3 == 1:
                 payload = bytes(buf[pos:stop])
             else:
-                raise BlockDecodeError(f"invalid dag-pb: unknown field {key >> 3}")
+                raise BlockDecodeError(f"not dag-pb: unknown field {key >> 3}")
             pos = stop
     except CIDError as exc:
-        raise BlockDecodeError(f"invalid dag-pb: {exc}") from None
+        raise BlockDecodeError(f"not dag-pb: {exc}") from None
     return links, payload
 
 
@@ -150,20 +235,20 @@ def _pb_link(buf: memoryview, pos: int, stop: int) -> tuple[bytes, str]:
         if wire == 2:
             length, pos = read_uvarint(buf, pos)
             if pos + length > stop:
-                raise BlockDecodeError("invalid dag-pb: link field runs past the link")
+                raise BlockDecodeError("not dag-pb: link field runs past the link")
             if key >> 3 == 1:
                 cid = bytes(buf[pos : pos + length])
                 if split_cid(cid)[0] != len(cid):
-                    raise BlockDecodeError("invalid dag-pb: link hash is not one CID")
+                    raise BlockDecodeError("not dag-pb: link hash is not one CID")
             elif key >> 3 == 2:
                 name = bytes(buf[pos : pos + length]).decode("utf-8", "replace")
             pos += length
         elif wire == 0:
             _, pos = read_uvarint(buf, pos)
         else:
-            raise BlockDecodeError("invalid dag-pb: unexpected wire type in link")
+            raise BlockDecodeError("not dag-pb: unexpected wire type in link")
     if cid is None:
-        raise BlockDecodeError("invalid dag-pb: link without a hash")
+        raise BlockDecodeError("not dag-pb: link without a hash")
     return cid, name
 
 

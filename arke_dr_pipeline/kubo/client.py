@@ -93,11 +93,12 @@ class KuboClient:
             return
         try:
             body = resp.read()
-            msg = json.loads(body).get("Message") or body.decode(errors="replace")
+            err = json.loads(body)
+            msg = err.get("Message") if isinstance(err, dict) and "Type" in err else None
         except Exception:
-            msg = f"HTTP {resp.status_code}"
-        if resp.status_code == 404 and not msg.strip().startswith("{"):
-            msg = f"HTTP 404: no such RPC endpoint (is this a Kubo node?) {msg.strip()[:80]}"
+            msg = None
+        if msg is None:
+            msg = f"the server at {self.api_url} is not Kubo (HTTP {resp.status_code} without Kubo's error body)"
         raise KuboError(call, arg, msg.strip(), code=resp.status_code)
 
     def _unreachable(self, call: str, arg: str | None, exc: Exception) -> KuboUnreachable:

@@ -120,9 +120,10 @@ class HttpTransport:
                 size += len(chunk)
         return size
 
-    def dag_import(self, car: Path) -> list[str]:
+    def dag_import(self, car: Path, *, allow_big_block: bool = False) -> list[str]:
         with open(car, "rb") as fh:
-            return [r["Cid"]["/"] for r in self.client.dag_import(fh, pin_roots=False)]
+            return [r["Cid"]["/"] for r in self.client.dag_import(fh, pin_roots=False,
+                                                                    allow_big_block=allow_big_block)]
 
     def dag_put(self, data: bytes, *, store_codec="dag-cbor", input_codec="dag-json", pin=False) -> str:
         return self.client.dag_put(data, store_codec=store_codec, input_codec=input_codec, pin=pin)
@@ -145,11 +146,12 @@ class DockerTransport:
                 size += len(chunk)
         return size
 
-    def dag_import(self, car: Path) -> list[str]:
+    def dag_import(self, car: Path, *, allow_big_block: bool = False) -> list[str]:
         remote = self._scratch(".car")
         self.backend.put_file(car, remote)
+        big = ["--allow-big-block"] if allow_big_block else []
         try:
-            out = b"".join(self.backend.run(["ipfs", "dag", "import", "--pin-roots=false", remote]))
+            out = b"".join(self.backend.run(["ipfs", "dag", "import", "--pin-roots=false", *big, remote]))
         finally:
             self.backend.remove(remote)
         roots = []
