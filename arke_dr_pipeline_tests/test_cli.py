@@ -37,6 +37,7 @@ def test_doctor_not_kubo(tmp_path):
         out = arke_dr("--api", f"http://127.0.0.1:{port}/api/v0", "doctor")
         assert out.returncode != 0
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        assert f"the server at http://127.0.0.1:{port}/api/v0 is not Kubo (HTTP 501" in out.stderr
     finally:
         server.kill()
 

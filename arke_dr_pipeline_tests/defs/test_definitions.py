@@ -132,3 +132,29 @@ def test_restore_job_refuses_paths_outside_backups(client, settings, bad):
     failure = result.failure_data_for_node("verify_backup")
     assert "outside the backups folder" in failure.user_failure_data.description
     assert client.files_stat("/")["Hash"] == before
+
+
+def test_restore_job_refusal_speaks_dagster(client, settings, tmp_path):
+    """A valid backup of another archive: refused in the run config's words, the node untouched."""
+    from arke_dr_pipeline_tests.ipld.test_hostile_cars import api_archive, write_car
+
+    seed_scenario(client, settings)
+    settings.backups_dir.mkdir(parents=True, exist_ok=True)
+    write_car(settings.backups_dir / "other.car", *api_archive())
+    before = client.files_stat("/")["Hash"]
+    result = defs.resolve_job_def("restore_job").execute_in_process(
+        run_config={"car_path": "other.car"},
+        resources=resources(settings), raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("import_backup").user_failure_data.description
+    assert "set `force: true` in the run config" in failure and "--force" not in failure
+    assert client.files_stat("/")["Hash"] == before
+
+
+@pytest.mark.parametrize("bad, says", [("arke\0.car", "NUL byte"), ("x" * 10_000, "File name too long")])
+def test_restore_job_refuses_odd_paths_in_one_line(client, settings, bad, says):
+    result = defs.resolve_job_def("restore_job").execute_in_process(
+        run_config={"car_path": bad},
+        resources=resources(settings), raise_on_error=False)
+    failure = result.failure_data_for_node("verify_backup").user_failure_data.description
+    assert says in failure and "\n" not in failure

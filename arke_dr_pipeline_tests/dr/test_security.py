@@ -59,3 +59,15 @@ def test_alerts_post_one_line_and_never_leak_the_token():
     closed = send_alert(line, "http://127.0.0.1:9/hooks/SECRET-TOKEN")
     assert "SECRET" not in closed and "127.0.0.1" not in closed
     assert send_alert(line, None) is None
+
+
+@pytest.mark.parametrize("path, says", [
+    ("arke\0.car", "contains a NUL byte"),
+    ("x" * 10_000, "File name too long"),
+    ("sub", "is not a regular file"),
+])
+def test_odd_paths_are_refused_in_one_line(backups, path, says):
+    (backups / "sub").mkdir()
+    with pytest.raises(PathRefused, match=says) as err:
+        backup_path(backups, path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
