@@ -8,7 +8,6 @@ COPY --from=kubo /usr/local/bin/ipfs /usr/local/bin/ipfs
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY arke_dr_pipeline ./arke_dr_pipeline
-COPY benchmarks ./benchmarks
 RUN pip install --no-cache-dir . && ipfs version --number
 COPY workspace.yaml ./
 COPY deploy ./deploy

@@ -12,20 +12,11 @@ from functools import wraps
 import click
 
 from . import __version__
-from .arke.models import ArkeDecodeError
-from .dr.chain import ChainError
 from .dr.config import Settings
 from .dr.dagcheck import BackupInvalid
-from .dr.lock import LockBusy
-from .dr.pointer import ArchiveError
-from .dr.restore import RestoreRefused
-from .ipld.car import CarError
-from .ipld.cid import CIDError
+from .errors import ArkeDrError
 from .kubo.client import KuboClient, api_url_from_env
 from .kubo.errors import KuboError
-
-EXPECTED = (KuboError, ArchiveError, BackupInvalid, CarError, CIDError, ArkeDecodeError,
-            ChainError, LockBusy, RestoreRefused, ValueError, OSError)
 
 
 def _fail(msg: str, code: int = 1):
@@ -42,8 +33,10 @@ def operation(fn):
             return fn(*args, **kwargs)
         except BackupInvalid as exc:
             _fail(f"backup invalid: {exc}")
-        except EXPECTED as exc:
+        except ArkeDrError as exc:
             _fail(str(exc))
+        except OSError as exc:  # a local file: disk full, permissions; the path is in the message
+            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -97,7 +90,7 @@ def doctor(obj: Ctx):
         ident = client.id()
         version = client.version()
         if "Version" not in version or "ID" not in ident:
-            raise KuboError("version", None, "the node at this URL is not Kubo")
+            raise KuboError("version", None, f"the server at {obj.settings.api_url} is not Kubo")
     click.echo(f"node {ident['ID']}")
     click.echo(f"kubo {version['Version']} ({version.get('System', '?')}, {version.get('Golang', '?')})")
     click.echo(f"api  {obj.settings.api_url}")
@@ -187,17 +180,15 @@ def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
 @click.pass_obj
 @operation
 def export_car_cmd(obj: Ctx, snapshot_cid):
-    """Inventory, pin and export the latest snapshot; prints the CAR path."""
-    from .dr.export import export_car, pin_set
-    from .dr.inventory import build_inventory
+    """Inventory, pin and export a snapshot (default: the newest); prints the CAR path."""
+    from .dr.backup import backup
+    from .dr.pointer import current_snapshot
 
     with obj.client() as client:
-        inv = build_inventory(client, obj.settings, snapshot_cid)
-        pin_set(client, inv.snapshot_cid, inv.path)
-        result = export_car(client, obj.settings, inv.snapshot_cid, inventory=inv.path)
-    if inv.removed:
-        click.echo(f"warning: {inv.removed} CIDs of the previous inventory are gone", err=True)
-    click.echo(result.car_path)
+        result = backup(client, obj.settings, snapshot_cid or current_snapshot(client, obj.settings))
+    if result.inventory.removed:
+        click.echo(f"warning: {result.inventory.removed} CIDs of the previous inventory are gone", err=True)
+    click.echo(result.car.car_path)
 
 
 @main.command("verify-snapshot")

@@ -6,10 +6,9 @@ import hashlib
 from pathlib import Path
 
 from arke_dr_pipeline.arke.models import Manifest
+from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
-from arke_dr_pipeline.dr.export import export_car, pin_set
-from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.tips import read_tips
@@ -52,6 +51,4 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
 def backup(client: KuboClient, settings: Settings) -> Path:
     """The whole backup as the CLI's build-snapshot then export-car do it; the CAR's path."""
     snap = build_snapshot(client, settings)
-    inv = build_inventory(client, settings, snap.snapshot_cid)
-    pin_set(client, snap.snapshot_cid, inv.path)
-    return Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path).car_path)
+    return Path(run_backup(client, settings, snap.snapshot_cid).car.car_path)

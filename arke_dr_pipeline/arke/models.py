@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import cbrrr
 
+from ..errors import ArkeDrError, BadInput
 from ..ipld.cid import CIDError, cid_str, parse_cid
 
 # The seed writes `arke/manifest@v1`; the Arke API writes `arke/manifest/v1`.
@@ -34,7 +35,7 @@ _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _SEED_PI = re.compile(r"^[A-Z0-9_]{8,64}$")
 
 
-class ArkeDecodeError(ValueError):
+class ArkeDecodeError(ArkeDrError, ValueError):
     """An archive object that does not have the shape it claims."""
 
     def __init__(self, obj: str, fld: str, problem: str):
@@ -49,7 +50,7 @@ def valid_pi(pi: object) -> bool:
 def tip_path(pi: str, root: str = "/arke/index") -> str:
     """`/arke/index/{pi[0:2]}/{pi[2:4]}/{pi}.tip`: two levels keep MFS directories small."""
     if not valid_pi(pi):
-        raise ValueError(f"not a PI: {pi!r}")
+        raise BadInput(f"not a PI: {pi!r}")
     return f"{root}/{pi[0:2]}/{pi[2:4]}/{pi}.tip"
 
 

@@ -9,6 +9,7 @@ nothing between them but the index pointer and the files they wrote.
 import dagster as dg
 from pydantic import Field
 
+from ..dr.backup import backup_lock
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import export_car, pin_set
 from ..dr.inventory import build_inventory, inventory_path
@@ -75,7 +76,7 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
                   storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, _ = _handed(context)
-    with kubo.client() as client:
+    with kubo.client() as client, backup_lock(settings):
         try:
             inv = build_inventory(client, settings, snapshot_cid)
         except BackupInvalid as exc:
@@ -120,7 +121,7 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, seq = _handed(context)
-    with kubo.client() as client:
+    with kubo.client() as client, backup_lock(settings):
         out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "snapshot_cid": dg.MetadataValue.text(snapshot_cid), "pins": out["pinned"],
@@ -135,7 +136,7 @@ def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, seq = _handed(context)
-    with kubo.client() as client:
+    with kubo.client() as client, backup_lock(settings):
         result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(result.car_path),

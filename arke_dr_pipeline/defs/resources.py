@@ -2,12 +2,14 @@
 
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
 from ..dr.config import DEFAULT_POINTER, Settings
+from ..dr.lock import replacing_archive
 from ..kubo.client import KuboClient, api_url_from_env
 from ..kubo.transport import make_transport
 
@@ -36,6 +38,9 @@ class StorageResource(dg.ConfigurableResource):
     backups_dir: str = os.environ.get("BACKUPS_DIR", "./backups")
     index_pointer_path: str = os.environ.get("INDEX_POINTER_PATH", DEFAULT_POINTER)
 
+    def lock_dir(self) -> Path:
+        return Path(os.environ.get("ARKE_LOCK_DIR", self.snapshots_dir))
+
     def settings(self, kubo: KuboResource) -> Settings:
         return Settings(
             api_url=kubo.api_url, snapshots_dir=Path(self.snapshots_dir),
@@ -43,3 +48,19 @@ class StorageResource(dg.ConfigurableResource):
             container_name=kubo.container_name, timeout=kubo.timeout,
             export_timeout=kubo.export_timeout,
         )
+
+
+class RestoreLock(dg.ConfigurableResource):
+    """The restore lock, held for a whole `restore_job` run.
+
+    The job runs its ops in one process, so this resource is set up before
+    the first op and torn down after the last, or when the run fails: a CLI
+    restore, a snapshot build or a backup never interleaves with its steps.
+    """
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext):
+        with replacing_archive(self.storage.lock_dir()):
+            yield self

@@ -21,7 +21,7 @@ from ..dr.restore import (
     write_pointer,
 )
 from ..dr.tips import install_tips
-from .resources import KuboResource, StorageResource
+from .resources import KuboResource, RestoreLock, StorageResource
 
 
 class RestoreConfig(dg.Config):
@@ -35,8 +35,8 @@ class RestoreConfig(dg.Config):
                                 description="Seconds to wait for the node to answer before giving up.")
 
 
-@dg.op(description="Poll the node until it answers; hand the request on.")
-def wait_for_node(config: RestoreConfig, kubo: KuboResource) -> dict:
+@dg.op(description="Take the restore lock for the whole run; poll the node until it answers.")
+def wait_for_node(config: RestoreConfig, kubo: KuboResource, restore_lock: RestoreLock) -> dict:
     started = time.monotonic()
     with kubo.client() as client:
         client.wait_until_ready(config.wait_timeout)
@@ -98,6 +98,7 @@ def _to_ops(config: dict) -> dict:
 
 @dg.job(
     tags={"arke/dr": "exclusive"},
+    executor_def=dg.in_process_executor,  # one process: the restore lock spans every step
     config=dg.ConfigMapping(config_fn=_to_ops, config_schema=RestoreConfig.to_config_schema()),
     description="Rebuild the archive on a node from one CAR. Config: car_path (inside the backups "
                 "folder), optional snapshot_cid or seq, force.",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ..arke.models import ArkeDecodeError, Event
+from ..errors import ArkeDrError
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, CIDError, check_block, cid_str, parse_cid, split_cid
 from ..ipld.links import BlockDecodeError, dag_cbor_value, dag_json_links
@@ -33,7 +34,7 @@ from .streams import IterReader
 WINDOW = 256
 
 
-class ChainError(RuntimeError):
+class ChainError(ArkeDrError, RuntimeError):
     pass
 
 

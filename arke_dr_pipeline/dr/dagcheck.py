@@ -25,6 +25,7 @@ from ..arke.models import (
     SnapshotHeader,
     decode_chunk,
 )
+from ..errors import ArkeDrError
 from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
 from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
 
@@ -34,7 +35,7 @@ ROLES = ("snapshots", "events", "manifests", "components")
 KUBO_BLOCK_LIMIT = 1 << 20
 
 
-class BackupInvalid(ValueError):
+class BackupInvalid(ArkeDrError, ValueError):
     """The first thing wrong with a backup, naming the CID."""
 
     def __init__(self, cid: bytes | str | None, problem: str):

@@ -9,21 +9,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import ArkeDrError
+
+
+class WriteFailed(ArkeDrError, OSError):
+    """A local file could not be written (disk full, permissions); names the file."""
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A file that appears at `path` complete, or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A file that appears at `path` complete, or not at all; a failure names `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if isinstance(exc, WriteFailed):
+            raise
+        failed = WriteFailed(f"writing {path}: {exc.strerror or exc}")
+        failed.errno = exc.errno
+        raise failed from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -88,9 +88,13 @@ def build_inventory(client: KuboClient, settings: Settings,
     del check
     rows.sort()
     path = inventory_path(settings, seq)
-    with atomic_file(path) as fh:
-        for row in rows:
-            fh.write(row.encode() + b"\n")
+    try:
+        with atomic_file(path) as fh:
+            for row in rows:
+                fh.write(row.encode() + b"\n")
+    except BaseException:
+        staging_car_path(settings.backups_dir, seq).unlink(missing_ok=True)  # nothing staged stays behind
+        raise
     count = len(rows)
     del rows
     prev = _previous_inventory(settings, seq)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import ArkeDrError
 
-class PathRefused(ValueError):
+
+class PathRefused(ArkeDrError, ValueError):
     pass
 
 

@@ -6,13 +6,14 @@ import json
 
 from ..arke.models import IndexPointer
 from ..arke.snapshot_codec import decode_snapshot
+from ..errors import ArkeDrError
 from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
 from .config import Settings
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(ArkeDrError, RuntimeError):
     """The archive is not in a state we can work from; the message says why."""
 
 

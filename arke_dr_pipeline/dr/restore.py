@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arke.models import POINTER_SCHEMA, IndexPointer
+from ..errors import ArkeDrError
 from ..ipld.car import CarReader
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid
 from .files import atomic_write_json
-from .lock import exclusive
+from .lock import replacing_archive
 from .pins import pin_cover
 from .pointer import read_pointer, snapshot_record
 from .progress import log
@@ -32,7 +33,7 @@ from .tips import install_tips, read_tips
 from .verify import car_file, read_sidecar, verify_car
 
 
-class RestoreRefused(RuntimeError):
+class RestoreRefused(ArkeDrError, RuntimeError):
     """The node holds something else; restoring would overwrite it.
 
     The message tells a CLI user to pass `--force`; `in_dagster` says the
@@ -185,7 +186,7 @@ def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike,
             snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
             wait_timeout: float = 60.0, transport=None) -> dict:
     started = time.monotonic()
-    with exclusive(settings.lock_dir, "restore"):
+    with replacing_archive(settings.lock_dir):
         client.wait_until_ready(wait_timeout)
         plan = plan_restore(car_path, snapshot_cid=snapshot_cid, seq=seq)
         target = target_pointer(plan)

@@ -19,7 +19,7 @@ from ..kubo.errors import KuboError
 from .chain import ChainError, walk_events
 from .config import Settings
 from .files import atomic_write_json
-from .lock import exclusive
+from .lock import reading_archive
 from .pointer import (
     ArchiveError,
     read_record,
@@ -68,7 +68,7 @@ def build_snapshot(
 ) -> SnapshotResult:
     """`full` walks the whole chain again instead of continuing from the previous
     snapshot: the way out when that snapshot's event is no longer in the chain."""
-    with exclusive(settings.lock_dir, "snapshot-build", wait=wait):
+    with reading_archive(settings.lock_dir, "snapshot-build", wait=wait):
         return _build(client, settings, trigger=trigger, check_tips=check_tips, full=full)
 
 

@@ -29,6 +29,7 @@ import cbrrr
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest, SnapshotEntry
 from ..arke.snapshot_codec import encode_dag_json
+from ..errors import BadInput
 from ..ipld.car import CarWriter
 from ..ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid
 from ..ipld.unixfs import file_blocks
@@ -93,7 +94,7 @@ def encode_event(event: Event, *, api: bool) -> tuple[bytes, bytes]:
 def _api_share(shape: str) -> float:
     """The share of events, counted from the oldest, written in the API's shape."""
     if shape not in SHAPES:
-        raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
+        raise BadInput(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
     return {"api": 1.0, "seed": 0.0, "mixed": 0.5}[shape]
 
 
@@ -214,7 +215,7 @@ def _plan(spec: GenSpec, rng: random.Random) -> list[int]:
     if spec.events is None:
         return [rng.choices((1, 2, 3, 4, 8, 20), (50, 25, 15, 5, 4, 1))[0] for _ in range(n)]
     if spec.events < n:
-        raise ValueError(f"--events {spec.events} is fewer than --entities {n}")
+        raise BadInput(f"--events {spec.events} is fewer than --entities {n}")
     versions = [1] * n
     weights = [rng.paretovariate(1.2) for _ in range(n)]
     for i in rng.choices(range(n), weights, k=spec.events - n):

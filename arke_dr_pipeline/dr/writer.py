@@ -23,6 +23,7 @@ import threading
 import time
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, Manifest, tip_path
+from ..errors import BadInput
 from ..ipld.links import dag_cbor_links
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
@@ -45,7 +46,7 @@ def _link(cid: str | None) -> dict | None:
 class ArchiveWriter:
     def __init__(self, client: KuboClient, settings: Settings, *, seed: int = 7, shape: str = "api"):
         if shape not in ("api", "seed"):
-            raise ValueError(f"unknown shape {shape!r}: expected api or seed")
+            raise BadInput(f"unknown shape {shape!r}: expected api or seed")
         self.client = client
         self.settings = settings
         self.shape = shape

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import cbrrr
 
+from ..errors import ArkeDrError
 from .cid import CIDError, check_block, cid_str, split_cid, uvarint
 
 MAX_SECTION = 8 << 20
@@ -23,7 +24,7 @@ MAX_HEADER = 1 << 20
 CARV2_PRAGMA = bytes.fromhex("0aa16776657273696f6e02")
 
 
-class CarError(ValueError):
+class CarError(ArkeDrError, ValueError):
     """A CAR that is malformed; the message says where."""
 
 

@@ -12,6 +12,8 @@ import hashlib
 
 from multiformats import CID as _MfCID
 
+from ..errors import ArkeDrError
+
 RAW = 0x55
 DAG_PB = 0x70
 DAG_CBOR = 0x71
@@ -35,7 +37,7 @@ MAX_IDENTITY = 128
 DIGEST_LENGTH = {SHA2_256: 32, SHA2_512: 64, SHA3_256: 32, SHA3_512: 64, BLAKE2B_256: 32}
 
 
-class CIDError(ValueError):
+class CIDError(ArkeDrError, ValueError):
     """A CID that cannot be parsed or does not match its block."""
 
 

@@ -18,10 +18,11 @@ import json
 
 import cbrrr
 
+from ..errors import ArkeDrError
 from .cid import DAG_CBOR, DAG_JSON, DAG_PB, RAW, CIDError, parse_cid, read_uvarint, split_cid
 
 
-class BlockDecodeError(ValueError):
+class BlockDecodeError(ArkeDrError, ValueError):
     """A block whose bytes do not decode under the codec its CID names."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import mmh3
 
+from ..errors import ArkeDrError
 from .cid import DAG_PB, read_uvarint, split_cid
 from .links import decode_dag_pb
 
@@ -20,7 +21,7 @@ UNIXFS_RAW, UNIXFS_DIR, UNIXFS_FILE, UNIXFS_HAMT = 0, 1, 2, 5
 HAMT_FANOUT = 256
 
 
-class UnixfsError(ValueError):
+class UnixfsError(ArkeDrError, ValueError):
     pass
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from ..errors import BadInput
 from .blocks import BlockSession, PipelinedBlockReader
 from .errors import KuboError, KuboUnreachable
 
@@ -41,7 +42,7 @@ def normalize_api(url: str) -> str:
     url = url.rstrip("/")
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"not an RPC URL: {url!r} (expected http://HOST:PORT/api/v0)")
+        raise BadInput(f"not an RPC URL: {url!r} (expected http://HOST:PORT/api/v0)")
     if not parsed.path.endswith("/api/v0"):
         url = url + "/api/v0"
     return url
@@ -157,10 +158,15 @@ class KuboClient:
     @contextmanager
     def stream(self, call: str, arg=None, params=None, *, content=None, headers=None,
                timeout: float | None = None) -> Iterator[httpx.Response]:
-        """A streamed call; the caller reads the body and must verify it."""
+        """A streamed call; the caller reads the body and must verify it.
+
+        `timeout` bounds the silence between two reads or writes, never the
+        whole transfer: a 500 MB export may take minutes, a paused node must
+        fail within the RPC timeout. Calls that answer only when their work
+        is done (an import, a pin, a garbage collection) pass the long one."""
         label = self._arg_label(arg)
         self._count(call)
-        t = timeout if timeout is not None else self.long_timeout
+        t = timeout if timeout is not None else self.timeout
         try:
             with self._http.stream(
                 "POST", f"/{call}", params=self._params(arg, params), content=content,
@@ -281,7 +287,7 @@ class KuboClient:
             "dag/import", None,
             {"pin-roots": pin_roots, "allow-big-block": allow_big_block or None, "stats": True},
             content=_multipart_stream(boundary, "file", "backup.car", car),
-            headers=_multipart_headers(boundary), timeout=timeout,
+            headers=_multipart_headers(boundary), timeout=timeout or self.long_timeout,
         ):
             root = obj.get("Root")
             if root is not None:
@@ -355,7 +361,7 @@ class KuboClient:
             "add", None,
             {"cid-version": 1, "raw-leaves": True, "pin": False, "progress": False},
             content=_multipart_tree(boundary, wrap_dir, files), headers=_multipart_headers(boundary),
-            timeout=timeout,
+            timeout=timeout or self.long_timeout,
         ):
             if obj.get("Name") == wrap_dir:
                 root = obj["Hash"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ArkeDrError
 
-class KuboError(RuntimeError):
+
+class KuboError(ArkeDrError, RuntimeError):
     """A failed RPC call; the message names the call, its argument and Kubo's words."""
 
     def __init__(self, call: str, arg: str | None, message: str, *, code: int | None = None):

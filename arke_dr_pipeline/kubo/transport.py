@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import BadInput
 from .client import KuboClient
 from .errors import KuboError, KuboUnreachable
 
@@ -182,4 +183,4 @@ def make_transport(kind: str, client: KuboClient, container_name: str):
         return HttpTransport(client)
     if kind == "docker":
         return DockerTransport(DockerExecBackend(container_name))
-    raise ValueError(f"unknown transport {kind!r} (http or docker)")
+    raise BadInput(f"unknown transport {kind!r} (http or docker)")

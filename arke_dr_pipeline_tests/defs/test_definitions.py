@@ -10,7 +10,7 @@ import pytest
 
 from arke_dr_pipeline.defs import defs
 from arke_dr_pipeline.defs.automation import snapshot_sensor
-from arke_dr_pipeline.defs.resources import KuboResource, StorageResource
+from arke_dr_pipeline.defs.resources import KuboResource, RestoreLock, StorageResource
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.dr.writer import ArchiveWriter
@@ -20,12 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def resources(settings):
-    return {
-        "kubo": KuboResource(api_url=settings.api_url),
-        "storage": StorageResource(snapshots_dir=str(settings.snapshots_dir),
-                                   backups_dir=str(settings.backups_dir),
-                                   index_pointer_path=settings.index_pointer_path),
-    }
+    storage = StorageResource(snapshots_dir=str(settings.snapshots_dir), backups_dir=str(settings.backups_dir),
+                              index_pointer_path=settings.index_pointer_path)
+    return {"kubo": KuboResource(api_url=settings.api_url), "storage": storage,
+            "restore_lock": RestoreLock(storage=storage)}
 
 
 def run_backup(settings, instance=None):

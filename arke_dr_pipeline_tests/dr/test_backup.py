@@ -11,9 +11,10 @@ import pytest
 
 from arke_dr_pipeline.arke.models import tip_path
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
+from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.inventory import build_inventory, inventory_cids
 from arke_dr_pipeline.dr.lock import LockBusy, exclusive
 from arke_dr_pipeline.dr.pointer import require_pointer
@@ -27,9 +28,8 @@ from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 
 def backup(client, settings):
     snap = build_snapshot(client, settings)
-    inv = build_inventory(client, settings, snap.snapshot_cid)
-    pin_set(client, snap.snapshot_cid, inv.path)
-    return snap, inv, export_car(client, settings, snap.snapshot_cid, inventory=inv.path)
+    result = run_backup(client, settings, snap.snapshot_cid)
+    return snap, result.inventory, result.car
 
 
 def test_seed_snapshot_entries_exactly(client, settings):

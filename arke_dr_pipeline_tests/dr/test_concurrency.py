@@ -107,10 +107,10 @@ def test_two_restores_at_once(client, settings, monkeypatch):
     thread.start()
     try:
         assert inside.wait(60)
-        with pytest.raises(LockBusy, match="a restore is already running"):
+        with pytest.raises(LockBusy, match="a restore, snapshot build or backup is using this archive"):
             restore(client, settings, car)
         second = cli(settings, "restore", car)
-        assert second.returncode == 1 and "already running" in second.stderr
+        assert second.returncode == 1 and "is using this archive" in second.stderr
     finally:
         release.set()
         thread.join(120)

@@ -1,0 +1,40 @@
+"""The backup of one snapshot, written once: inventory, pinned set, CAR.
+
+Order of writes, so that a crash never leaves a record of nothing: the
+inventory pass stages the CAR and writes the inventory; the pin cover is
+pinned; the export verifies the staged CAR, writes the sidecar, and renames
+the CAR into place last. Under the `backup` lock (and the archive shared):
+two backups take turns, and none runs while a restore replaces the archive.
+The CLI runs the three steps as one; Dagster runs them as three assets,
+each under the same lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..kubo.client import KuboClient
+from .config import Settings
+from .export import ExportResult, export_car, pin_set
+from .inventory import InventoryResult, build_inventory
+from .lock import reading_archive
+
+
+@dataclass
+class BackupResult:
+    inventory: InventoryResult
+    pins: dict
+    car: ExportResult
+
+
+def backup_lock(settings: Settings, *, wait: bool = True):
+    return reading_archive(settings.lock_dir, "backup", wait=wait)
+
+
+def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: bool = True) -> BackupResult:
+    """The whole backup of `snapshot_cid`: the snapshot it was handed, never a re-read pointer."""
+    with backup_lock(settings, wait=wait):
+        inv = build_inventory(client, settings, snapshot_cid)
+        pins = pin_set(client, snapshot_cid, inv.path)
+        car = export_car(client, settings, snapshot_cid, inventory=inv.path)
+    return BackupResult(inv, pins, car)
