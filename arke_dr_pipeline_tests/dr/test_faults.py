@@ -53,7 +53,7 @@ def test_node_killed_mid_snapshot(fresh_kubo, tmp_path, monkeypatch, shape):
         with pytest.raises(KuboError):
             build_snapshot(client, settings)
     monkeypatch.undo()
-    assert files(settings.snapshots_dir) == [".snapshot-build.lock"]
+    assert files(settings.snapshots_dir) == [".archive.lock", ".snapshot-build.lock"]
     client, settings = restarted(fresh_kubo, settings)
     with client:
         assert require_pointer(client, settings.index_pointer_path).raw == before

@@ -118,12 +118,17 @@ def test_killed_node_mid_restore_then_rerun_completes(fresh_kubo, tmp_path, monk
     if where == "mid-import":
         real = KuboClient.dag_import
 
-        def dying_import(self, fh, **kw):
-            def chunks():
-                yield fh.read(len(car.read_bytes()) // 2)
-                fresh_kubo.kill()
-                yield fh.read()
-            return real(self, chunks(), **kw)
+        def dying_import(self, chunks, **kw):
+            half = car.stat().st_size // 2
+
+            def dying():
+                sent = 0
+                for chunk in chunks:
+                    if sent >= half:
+                        fresh_kubo.kill()
+                    sent += len(chunk)
+                    yield chunk
+            return real(self, dying(), **kw)
 
         monkeypatch.setattr(KuboClient, "dag_import", dying_import)
     else:
