@@ -1,9 +1,12 @@
 """Restore the whole archive from one CAR, on any node, empty or not.
 
 Nothing touches the node until the CAR has verified offline. Then: import
-the blocks (harmless: MFS is unchanged), install the tip tree in one swap,
-and write the index pointer last, so a pointer never names a half-built
-index. Rerunning after any interruption completes the same state.
+the blocks and pin their cover (harmless: MFS is unchanged), install the tip
+tree in one swap, and write the index pointer last, so a pointer never names
+a half-built index; our record (`snapshots/latest.json`) follows the
+pointer. Rerunning after any interruption completes the same state. The
+whole sequence holds the archive lock: no build, backup or other restore
+runs beside it.
 """
 
 from __future__ import annotations
