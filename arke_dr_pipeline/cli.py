@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import replace
 from functools import wraps
@@ -15,7 +14,7 @@ from . import __version__
 from .dr.config import Settings
 from .dr.dagcheck import BackupInvalid
 from .errors import ArkeDrError
-from .kubo.client import KuboClient, api_url_from_env
+from .kubo.client import KuboClient, normalize_api
 from .kubo.errors import KuboError
 
 
@@ -53,8 +52,17 @@ def _out(obj) -> None:
 
 
 class Ctx:
-    def __init__(self, api: str, timeout: float):
-        self.settings = replace(Settings(), api_url=api, timeout=timeout)
+    """The environment's settings (read once), overridden by the global options."""
+
+    def __init__(self, api: str | None, timeout: float | None, transport: str | None):
+        env = Settings.from_env()
+        self.settings = replace(env, api_url=api or env.api_url, timeout=env.timeout if timeout is None else timeout,
+                                transport=transport or env.transport)
+        normalize_api(self.settings.api_url)
+
+    @property
+    def transport(self) -> str:
+        return self.settings.transport
 
     def client(self, **kw) -> KuboClient:
         kw.setdefault("timeout", self.settings.timeout)
@@ -63,21 +71,20 @@ class Ctx:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="arke-dr")
-@click.option("--api", default=api_url_from_env, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
+@click.option("--api", default=None, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
               help="Kubo RPC URL.")
-@click.option("--timeout", type=float, default=lambda: float(os.environ.get("ARKE_RPC_TIMEOUT", "30")),
+@click.option("--timeout", type=float, default=None,
               show_default="ARKE_RPC_TIMEOUT, 30", help="Seconds per RPC call.")
-@click.option("--transport", type=click.Choice(["http", "docker"]), default="http", show_default=True,
+@click.option("--transport", type=click.Choice(["http", "docker"]), default=None, show_default="ARKE_TRANSPORT, http",
               help="How CARs reach the node: HTTP, or `ipfs` inside CONTAINER_NAME via docker exec.")
 @click.pass_context
-def main(ctx, api: str, timeout: float, transport: str):
+def main(ctx, api: str | None, timeout: float | None, transport: str | None):
     """Disaster recovery for the Arke IPFS archive."""
-    if not seconds_ok(timeout):
+    if timeout is not None and not seconds_ok(timeout):
         _fail("--timeout must be a positive number of seconds", 2)
     try:
-        ctx.obj = Ctx(api, timeout)
-        ctx.obj.transport = transport
-    except ValueError as exc:
+        ctx.obj = Ctx(api, timeout, transport)
+    except ArkeDrError as exc:
         _fail(str(exc), 2)
 
 
@@ -128,7 +135,7 @@ def status(obj: Ctx):
 @operation
 def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size, shape):
     """Fill an empty node with an archive to test on."""
-    from .dr.testdata import GenSpec, generate, seed_scenario
+    from .simulate.testdata import GenSpec, generate, seed_scenario
 
     with obj.client() as client:
         if entities == 0:
@@ -152,7 +159,7 @@ def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size, 
 @operation
 def simulate_writes(obj: Ctx, events, rate, update_share, shape, seed):
     """Append events to an existing archive exactly as the Arke API does."""
-    from .dr.writer import ArchiveWriter
+    from .simulate.writer import ArchiveWriter
 
     with obj.client() as client:
         writer = ArchiveWriter(client, obj.settings, seed=seed, shape=shape)

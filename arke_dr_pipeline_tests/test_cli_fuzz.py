@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arke_dr_pipeline.cli import main
-from arke_dr_pipeline.dr.testdata import seed_scenario
 from arke_dr_pipeline.ipld.car import CARV2_PRAGMA, car_header, car_section
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, make_cid
+from arke_dr_pipeline.simulate.testdata import seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.ipld.test_car_inputs import VALID, mutate
 from arke_dr_pipeline_tests.ipld.test_hostile_cars import api_archive

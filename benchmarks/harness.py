@@ -19,13 +19,13 @@ from arke_dr_pipeline.dr.dagcheck import DagCheck
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import plan_restore, target_pointer, write_pointer
 from arke_dr_pipeline.dr.snapshot import load_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, generate
 from arke_dr_pipeline.dr.tips import install_tips, read_tips
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.car import CarReader, CarWriter
 from arke_dr_pipeline.ipld.cid import RAW, cid_str, make_cid
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.daemon import KUBO_VERSION, KuboDaemon
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 
 from .baseline import seed_restore_tips, seed_snapshot
 from .flat import put_flat_root

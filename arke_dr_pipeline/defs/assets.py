@@ -75,7 +75,7 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
 def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
                   storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
-    snapshot_cid, _ = _handed(context)
+    snapshot_cid, _ = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
         try:
             inv = build_inventory(client, settings, snapshot_cid)
@@ -101,14 +101,14 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
     )
 
 
-def _handed(context: dg.AssetExecutionContext) -> tuple[str, int]:
+def handed(instance: dg.DagsterInstance) -> tuple[str, int]:
     """The snapshot the `snapshot` asset built, from its materialization.
 
     Never from a re-read index pointer: the Arke API may have written back
     stale snapshot fields since, and a backup of the older snapshot would
     pass every check.
     """
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("snapshot"))
+    event = instance.get_latest_materialization_event(dg.AssetKey("snapshot"))
     if event is None or event.asset_materialization is None:
         raise ArchiveError("no snapshot has been materialized yet: materialize the snapshot asset first")
     meta = event.asset_materialization.metadata
@@ -120,7 +120,7 @@ def _handed(context: dg.AssetExecutionContext) -> tuple[str, int]:
 def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
-    snapshot_cid, seq = _handed(context)
+    snapshot_cid, seq = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
         out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={
@@ -135,7 +135,7 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
 def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
-    snapshot_cid, seq = _handed(context)
+    snapshot_cid, seq = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
         result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
     return dg.MaterializeResult(metadata={

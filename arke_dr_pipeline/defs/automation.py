@@ -5,8 +5,8 @@ import os
 
 import dagster as dg
 
-from ..dr.alerts import alert_line, send_alert
 from ..dr.pointer import require_pointer
+from .alerts import alert_line, send_alert
 from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
 from .resources import KuboResource, StorageResource
 from .restore_job import restore_job
@@ -41,7 +41,7 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
     never snapshotted twice. The cursor moves only when a request is made.
     """
     with kubo.client() as client:
-        pointer = require_pointer(client, storage.index_pointer_path)
+        pointer = require_pointer(client, storage.settings(kubo).index_pointer_path)
     head = pointer.event_head
     pending = pointer.event_count - pointer.snapshot_event_count
     threshold = snapshot_threshold()

@@ -5,20 +5,23 @@ import dagster as dg
 
 from ..dr.dagcheck import BackupInvalid
 from ..dr.inventory import inventory_diff
-from ..dr.pointer import require_pointer
 from ..dr.verify import verify_car, verify_snapshot
-from .assets import car_file, cid_inventory, snapshot
+from .assets import car_file, cid_inventory, handed, snapshot
 from .resources import KuboResource, StorageResource
 
 
-def _snapshot_report(kubo: KuboResource, storage: StorageResource) -> dict:
+def _snapshot_report(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
+                     storage: StorageResource) -> dict:
+    """The checks read the snapshot the asset built, never a re-read pointer."""
+    snapshot_cid, _ = handed(context.instance)
     with kubo.client() as client:
-        return verify_snapshot(client, storage.index_pointer_path)
+        return verify_snapshot(client, storage.settings(kubo).index_pointer_path, snapshot_cid)
 
 
 @dg.asset_check(asset=snapshot, blocking=True, description="No PI appears twice.")
-def no_duplicate_pis(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
-    report = _snapshot_report(kubo, storage)
+def no_duplicate_pis(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
+                     storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(context, kubo, storage)
     return dg.AssetCheckResult(
         passed=report["checks"]["no_duplicate_pis"],
         metadata={"entities": report["entity_count"], "duplicates": len(report["duplicate_pis"]),
@@ -27,15 +30,17 @@ def no_duplicate_pis(kubo: KuboResource, storage: StorageResource) -> dg.AssetCh
 
 
 @dg.asset_check(asset=snapshot, blocking=True, description="Every tip, chain and event CID parses.")
-def cids_valid(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
-    report = _snapshot_report(kubo, storage)
+def cids_valid(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
+               storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(context, kubo, storage)
     return dg.AssetCheckResult(passed=report["checks"]["valid_cids"],
                                metadata={"invalid": len(report["invalid_cids"])})
 
 
 @dg.asset_check(asset=snapshot, blocking=True, description="The seed's size criterion.")
-def under_500_bytes_per_entity(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
-    report = _snapshot_report(kubo, storage)
+def under_500_bytes_per_entity(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
+                               storage: StorageResource) -> dg.AssetCheckResult:
+    report = _snapshot_report(context, kubo, storage)
     return dg.AssetCheckResult(
         passed=report["checks"]["size_per_entity_under_500"],
         metadata={"bytes_per_entity": report["bytes_per_entity"], "bytes": report["bytes"]},
@@ -44,11 +49,10 @@ def under_500_bytes_per_entity(kubo: KuboResource, storage: StorageResource) -> 
 
 @dg.asset_check(asset=cid_inventory, blocking=True,
                 description="No CID of the previous inventory disappears.")
-def inventory_only_grows(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
-    settings = storage.settings(kubo)
-    with kubo.client() as client:
-        seq = require_pointer(client, settings.index_pointer_path).snapshot_seq
-    added, removed, previous = inventory_diff(settings, seq)
+def inventory_only_grows(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
+                         storage: StorageResource) -> dg.AssetCheckResult:
+    _, seq = handed(context.instance)
+    added, removed, previous = inventory_diff(storage.settings(kubo), seq)
     return dg.AssetCheckResult(
         passed=removed == 0,
         metadata={"added": added, "removed": removed,

@@ -1,53 +1,81 @@
 """Small resources fed by the seed's environment variables."""
 
 
-import os
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 
 from ..dr.config import DEFAULT_POINTER, Settings
 from ..dr.lock import replacing_archive
-from ..kubo.client import KuboClient, api_url_from_env
+from ..kubo.client import KuboClient
 from ..kubo.transport import make_transport
 
 
 class KuboResource(dg.ConfigurableResource):
-    """The Kubo node. `transport: docker` runs `ipfs` inside CONTAINER_NAME for CAR moves."""
+    """The Kubo node. Unset fields come from the environment when a run starts
+    (`Settings.from_env`), never at import: the UI shows no host's values."""
 
-    api_url: str = api_url_from_env()
-    timeout: float = float(os.environ.get("ARKE_RPC_TIMEOUT", "30"))
-    export_timeout: float = float(os.environ.get("ARKE_EXPORT_TIMEOUT", "3600"))
-    transport: Literal["http", "docker"] = os.environ.get("ARKE_TRANSPORT", "http")  # type: ignore[assignment]
-    container_name: str = os.environ.get("CONTAINER_NAME", "ipfs-node")
+    api_url: str | None = Field(default=None, description="Kubo RPC URL (default: IPFS_API_URL, IPFS_API, "
+                                                          "http://localhost:5001/api/v0).")
+    timeout: float | None = Field(default=None, gt=0, description=(
+        "Seconds per RPC call, and the longest silence in a stream (default: ARKE_RPC_TIMEOUT, 30)."))
+    export_timeout: float | None = Field(default=None, gt=0, description="Seconds for calls that answer only when "
+                                                                         "done (default: ARKE_EXPORT_TIMEOUT, 3600).")
+    transport: str | None = Field(
+        default=None, description="How CARs reach the node: http, or docker (`ipfs` inside the container) "
+                                  "(default: ARKE_TRANSPORT, http).")
+    container_name: str | None = Field(default=None, description="Kubo's container for the docker transport "
+                                                                 "(default: CONTAINER_NAME, ipfs-node).")
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in {"api_url": self.api_url, "timeout": self.timeout,
+                                  "export_timeout": self.export_timeout, "transport": self.transport,
+                                  "container_name": self.container_name}.items() if v is not None}
 
     def client(self) -> KuboClient:
-        return KuboClient(self.api_url, timeout=self.timeout, long_timeout=self.export_timeout)
+        s = replace(Settings.from_env(), **self.overrides())
+        return KuboClient(s.api_url, timeout=s.timeout, long_timeout=s.export_timeout)
 
     def car_transport(self, client: KuboClient):
         """None for HTTP (the client streams); the docker-exec transport when asked for."""
-        return None if self.transport == "http" else make_transport(self.transport, client, self.container_name)
+        s = replace(Settings.from_env(), **self.overrides())
+        return None if s.transport == "http" else make_transport(s.transport, client, s.container_name)
 
 
 class StorageResource(dg.ConfigurableResource):
-    """Where snapshot metadata, CARs and inventories land, and where the pointer lives."""
+    """Where snapshot metadata, CARs and inventories land, and where the pointer lives;
+    unset fields come from the environment when a run starts."""
 
-    snapshots_dir: str = os.environ.get("SNAPSHOTS_DIR", "./snapshots")
-    backups_dir: str = os.environ.get("BACKUPS_DIR", "./backups")
-    index_pointer_path: str = os.environ.get("INDEX_POINTER_PATH", DEFAULT_POINTER)
+    snapshots_dir: str | None = Field(default=None, description="Snapshot metadata and the locks "
+                                                                "(default: SNAPSHOTS_DIR, ./snapshots).")
+    backups_dir: str | None = Field(default=None, description="CARs, sidecars, inventories; restore paths must lie "
+                                                              "inside (default: BACKUPS_DIR, ./backups).")
+    index_pointer_path: str | None = Field(default=None, description="The index pointer in MFS; tips live in "
+                                                                     "index/ beside it (default: INDEX_POINTER_PATH, "
+                                                                     f"{DEFAULT_POINTER}).")
+
+    def overrides(self) -> dict:
+        out: dict = {}
+        if self.snapshots_dir is not None:
+            out["snapshots_dir"] = Path(self.snapshots_dir)
+        if self.backups_dir is not None:
+            out["backups_dir"] = Path(self.backups_dir)
+        if self.index_pointer_path is not None:
+            out["index_pointer_path"] = self.index_pointer_path
+        return out
 
     def lock_dir(self) -> Path:
-        return Path(os.environ.get("ARKE_LOCK_DIR", self.snapshots_dir))
+        return replace(Settings.from_env(), **self.overrides()).lock_dir
+
+    @property
+    def backups(self) -> Path:
+        return replace(Settings.from_env(), **self.overrides()).backups_dir
 
     def settings(self, kubo: KuboResource) -> Settings:
-        return Settings(
-            api_url=kubo.api_url, snapshots_dir=Path(self.snapshots_dir),
-            backups_dir=Path(self.backups_dir), index_pointer_path=self.index_pointer_path,
-            container_name=kubo.container_name, timeout=kubo.timeout,
-            export_timeout=kubo.export_timeout,
-        )
+        return replace(Settings.from_env(), **kubo.overrides(), **self.overrides())
 
 
 class RestoreLock(dg.ConfigurableResource):

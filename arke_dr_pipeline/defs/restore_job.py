@@ -46,7 +46,7 @@ def wait_for_node(config: RestoreConfig, kubo: KuboResource, restore_lock: Resto
 @dg.op(description="Refuse paths outside the backups folder; verify the CAR offline.")
 def verify_backup(context: dg.OpExecutionContext, request: dict, storage: StorageResource) -> RestorePlan:
     try:
-        car = backup_path(storage.backups_dir, request["car_path"])
+        car = backup_path(storage.backups, request["car_path"])
         plan = plan_restore(car, snapshot_cid=request["snapshot_cid"], seq=request["seq"])
     except (PathRefused, BackupInvalid) as exc:
         raise dg.Failure(description=f"restore refused, node untouched: {exc}") from None

@@ -33,11 +33,6 @@ IDEMPOTENT = frozenset(
 )
 
 
-def api_url_from_env() -> str:
-    """`IPFS_API_URL`, then `IPFS_API`, then the seed's default."""
-    return os.environ.get("IPFS_API_URL") or os.environ.get("IPFS_API") or DEFAULT_API
-
-
 def normalize_api(url: str) -> str:
     url = url.rstrip("/")
     parsed = urlparse(url)
@@ -57,14 +52,14 @@ class KuboClient:
 
     def __init__(
         self,
-        api_url: str | None = None,
+        api_url: str,
         *,
         timeout: float = 30.0,
         long_timeout: float = 3600.0,
         retries: int = 3,
         backoff: float = 0.2,
     ):
-        self.api_url = normalize_api(api_url or api_url_from_env())
+        self.api_url = normalize_api(api_url)
         self.timeout = timeout
         self.long_timeout = long_timeout
         self.retries = retries

@@ -12,9 +12,9 @@ from arke_dr_pipeline.defs import defs
 from arke_dr_pipeline.defs.automation import snapshot_sensor
 from arke_dr_pipeline.defs.resources import KuboResource, RestoreLock, StorageResource
 from arke_dr_pipeline.dr.pointer import require_pointer
-from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.cid import parse_cid, split_cid
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 

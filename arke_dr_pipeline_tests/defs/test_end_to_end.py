@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from arke_dr_pipeline.dr.testdata import seed_scenario
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup, logical_dump
 

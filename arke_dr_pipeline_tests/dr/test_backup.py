@@ -19,11 +19,11 @@ from arke_dr_pipeline.dr.inventory import build_inventory, inventory_cids
 from arke_dr_pipeline.dr.lock import LockBusy, exclusive
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
-from arke_dr_pipeline.dr.testdata import SEED_PIS, GenSpec, generate, seed_scenario
 from arke_dr_pipeline.dr.verify import verify_car, verify_snapshot
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
 from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
+from arke_dr_pipeline.simulate.testdata import SEED_PIS, GenSpec, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 
 
 def backup(client, settings):

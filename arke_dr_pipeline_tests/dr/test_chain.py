@@ -5,9 +5,9 @@ and whatever shape wrote it."""
 import pytest
 
 from arke_dr_pipeline.dr.chain import ChainError, decode_event, event_blocks, walk_events
-from arke_dr_pipeline.dr.testdata import GenSpec, generate
 from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 
 from ..conftest import make_settings
 

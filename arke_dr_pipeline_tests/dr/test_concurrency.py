@@ -14,9 +14,9 @@ from arke_dr_pipeline.dr.lock import LockBusy
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.defs.test_definitions import resources
 from arke_dr_pipeline_tests.helpers import backup
 

@@ -16,11 +16,11 @@ from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.dr.verify import verify_car
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup
 

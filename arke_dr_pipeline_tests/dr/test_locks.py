@@ -19,9 +19,9 @@ from arke_dr_pipeline.dr.backup import backup
 from arke_dr_pipeline.dr.files import WriteFailed
 from arke_dr_pipeline.dr.lock import LockBusy
 from arke_dr_pipeline.dr.snapshot import build_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboUnreachable
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.defs.test_definitions import resources
 from arke_dr_pipeline_tests.helpers import backup as full_backup

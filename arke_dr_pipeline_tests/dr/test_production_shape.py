@@ -14,12 +14,12 @@ from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, encode_event, generate, seed_scenario
 from arke_dr_pipeline.dr.verify import verify_car
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid, parse_cid, split_cid
 from arke_dr_pipeline.ipld.links import dag_cbor_value
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import GenSpec, encode_event, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup, logical_dump
 

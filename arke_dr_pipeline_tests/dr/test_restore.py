@@ -8,11 +8,11 @@ import pytest
 from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr.restore import RestoreRefused, restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
-from arke_dr_pipeline.dr.testdata import GenSpec, generate, seed_scenario
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup, logical_dump
 

@@ -1,10 +1,10 @@
 """Reading tip files: the whole tree, or only some PIs through plain and HAMT directories."""
 
 from arke_dr_pipeline.arke.models import tip_path
-from arke_dr_pipeline.dr.testdata import GenSpec, generate
 from arke_dr_pipeline.dr.tips import read_tips, read_tips_of
 from arke_dr_pipeline.ipld.cid import parse_cid
 from arke_dr_pipeline.ipld.unixfs_dir import Directory
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 
 
 def test_some_tips_read_through_a_hamt_directory_equal_the_whole_tree(client, settings):
@@ -33,7 +33,7 @@ def test_no_tree_reads_as_none(client, settings):
 
 def test_an_undecodable_tip_tree_is_an_anomaly_not_a_failed_snapshot(client, settings):
     from arke_dr_pipeline.dr.snapshot import build_snapshot
-    from arke_dr_pipeline.dr.writer import ArchiveWriter
+    from arke_dr_pipeline.simulate.writer import ArchiveWriter
 
     gen = generate(client, settings, GenSpec(entities=20, events=40, seed=6, image_fraction=0.0))
     first = build_snapshot(client, settings)

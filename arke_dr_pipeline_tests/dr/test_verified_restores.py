@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arke_dr_pipeline.dr.restore import restore
-from arke_dr_pipeline.dr.testdata import GenSpec, generate
 from arke_dr_pipeline.dr.verify import verify_car
-from arke_dr_pipeline.dr.writer import ArchiveWriter
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup, logical_dump
 

@@ -13,12 +13,12 @@ from arke_dr_pipeline.arke.models import Event, Manifest, SnapshotEntry
 from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.restore import restore
-from arke_dr_pipeline.dr.testdata import encode_event
 from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.ipld.car import CARV2_PRAGMA, car_header, car_section
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, RAW, cid_str, make_cid, uvarint
 from arke_dr_pipeline.ipld.unixfs import file_blocks
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import encode_event
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import logical_dump
 

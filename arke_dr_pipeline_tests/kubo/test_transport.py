@@ -9,10 +9,10 @@ import json
 import pytest
 
 from arke_dr_pipeline.dr.restore import restore
-from arke_dr_pipeline.dr.testdata import seed_scenario
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.kubo.transport import DockerTransport, HttpTransport, LocalExecBackend
+from arke_dr_pipeline.simulate.testdata import seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import backup, logical_dump
 

@@ -29,16 +29,16 @@ import cbrrr
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest, SnapshotEntry
 from ..arke.snapshot_codec import encode_dag_json
+from ..dr.config import Settings
+from ..dr.pins import pin_cover
+from ..dr.pointer import ArchiveError, read_pointer
+from ..dr.progress import log, progress
+from ..dr.tips import install_tips
 from ..errors import BadInput
 from ..ipld.car import CarWriter
 from ..ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid
 from ..ipld.unixfs import file_blocks
 from ..kubo.client import KuboClient
-from .config import Settings
-from .pins import pin_cover
-from .pointer import ArchiveError, read_pointer
-from .progress import log, progress
-from .tips import install_tips
 
 SEED_PIS = ("ENTITY_A00000000000000", "ENTITY_B00000000000000", "ENTITY_C00000000000000")
 SHAPES = ("api", "seed", "mixed")

@@ -23,13 +23,13 @@ import threading
 import time
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, Manifest, tip_path
+from ..dr.config import Settings
+from ..dr.pointer import require_pointer
+from ..dr.progress import progress
 from ..errors import BadInput
 from ..ipld.links import dag_cbor_links
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
-from .config import Settings
-from .pointer import require_pointer
-from .progress import progress
 from .testdata import iso, ulid
 
 BATCH = 50

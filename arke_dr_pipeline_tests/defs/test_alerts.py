@@ -1,0 +1,35 @@
+"""Alerts never leak their webhook's token."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from arke_dr_pipeline.defs.alerts import alert_line, send_alert
+
+
+def test_alerts_post_one_line_and_never_leak_the_token():
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200 if self.path.endswith("/ok") else 403)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/hooks/SECRET-TOKEN"
+    try:
+        line = alert_line("backup_job", "r1", "car_file failed:\n  disk full")
+        assert "\n" not in line and line.startswith("ARKE DR ALERT: backup_job run r1 failed")
+        assert send_alert(line, base + "/ok") is None and received == [{"text": line}]
+        denied = send_alert(line, base + "/no")
+        assert denied == "alert webhook answered HTTP 403"
+    finally:
+        server.shutdown()
+    closed = send_alert(line, "http://127.0.0.1:9/hooks/SECRET-TOKEN")
+    assert "SECRET" not in closed and "127.0.0.1" not in closed
+    assert send_alert(line, None) is None
