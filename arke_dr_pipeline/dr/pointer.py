@@ -41,6 +41,15 @@ def require_pointer(client: KuboClient, path: str) -> IndexPointer:
     return pointer
 
 
+def replace_fields(client: KuboClient, path: str, fields: dict) -> IndexPointer:
+    """A restore's write: the pointer re-read (or new), `fields` set over it, written whole.
+    Fields another writer added and we do not set are kept."""
+    current = read_pointer(client, path) or IndexPointer.empty()
+    current.raw.update(fields)
+    client.files_write(path, current.encode())
+    return current
+
+
 def update_snapshot_fields(client: KuboClient, path: str, fields: dict, *, attempts: int = 5) -> IndexPointer:
     """Re-read the pointer and change only the snapshot fields.
 

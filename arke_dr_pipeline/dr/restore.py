@@ -11,7 +11,6 @@ runs beside it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from .dagcheck import BackupInvalid
 from .files import atomic_write_json
 from .lock import replacing_archive
 from .pins import pin_cover
-from .pointer import read_pointer, snapshot_record
+from .pointer import read_pointer, replace_fields, snapshot_record
 from .progress import log
 from .snapshot import now_ts
 from .tips import install_tips, read_tips
@@ -169,11 +168,7 @@ def write_pointer(client: KuboClient, settings: Settings, target: dict, seq_floo
     the same archive (a point-in-time restore) would otherwise be taken for a
     pointer reverted by the API and "repaired" back. `seq_floor`, the highest
     seq the backup knows, keeps the next snapshot from reusing a seq."""
-    current = read_pointer(client, settings.index_pointer_path)
-    pointer = dict(current.raw) if current else {}
-    pointer.update(target)
-    pointer["last_updated"] = now_ts()
-    client.files_write(settings.index_pointer_path, json.dumps(pointer, indent=2).encode() + b"\n")
+    replace_fields(client, settings.index_pointer_path, {**target, "last_updated": now_ts()})
     atomic_write_json(settings.snapshots_dir / "latest.json", snapshot_record(
         snapshot_cid=target["latest_snapshot_cid"], seq=target["snapshot_seq"], ts=target["snapshot_ts"],
         event_cid=target["snapshot_event_cid"], total_count=target["snapshot_count"],
