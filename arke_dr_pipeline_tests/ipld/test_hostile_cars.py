@@ -18,6 +18,7 @@ from arke_dr_pipeline.ipld.car import CARV2_PRAGMA, car_header, car_section
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, RAW, cid_str, make_cid, uvarint
 from arke_dr_pipeline.ipld.unixfs import file_blocks
 from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.simulate.testdata import encode_event
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.helpers import logical_dump
@@ -178,7 +179,7 @@ def test_restore_writes_nothing_unless_everything_verified(fresh_kubo, tmp_path)
         with pytest.raises(BackupInvalid, match="nothing in the CAR links to"):
             restore(client, settings, car)
         for cid, _ in blocks:
-            with pytest.raises(Exception, match="not found|could not find"):
+            with pytest.raises(KuboError, match="not found|could not find"):
                 client.block_stat(cid_str(cid))
         assert client.files_stat("/arke") is None
 
