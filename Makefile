@@ -28,7 +28,7 @@ test-slow: setup
 
 ui: setup
 	scripts/kubo-node start
-	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home IPFS_API_URL=http://127.0.0.1:5101/api/v0 \
+	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home IPFS_API_URL=http://127.0.0.1:$${ARKE_NODE_PORT:-5101}/api/v0 \
 	  BACKUPS_DIR=$(CURDIR)/.arke/backups SNAPSHOTS_DIR=$(CURDIR)/.arke/snapshots \
 	  $(BIN)/dagster dev -w workspace.yaml
 
