@@ -1,26 +1,13 @@
-"""The restore as an op graph, each step visible in the UI; the logic is `dr.restore`'s."""
+"""The restore as an op graph, each step visible in the UI: one `dr.restore.Restore`
+handed from op to op, each op taking its next step, in one process under one lock."""
 
-
-import time
 
 import dagster as dg
 from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
 from ..dr.paths import PathRefused, backup_path
-from ..dr.restore import (
-    RestorePlan,
-    RestoreRefused,
-    check_target,
-    import_car,
-    plan_restore,
-    seq_floor,
-    summary,
-    target_pointer,
-    verify_restored,
-    write_pointer,
-)
-from ..dr.tips import install_tips
+from ..dr.restore import Restore, RestoreRefused
 from .resources import KuboResource, RestoreLock, StorageResource
 
 
@@ -36,57 +23,56 @@ class RestoreConfig(dg.Config):
 
 
 @dg.op(description="Take the restore lock for the whole run; poll the node until it answers.")
-def wait_for_node(config: RestoreConfig, kubo: KuboResource, restore_lock: RestoreLock) -> dict:
-    started = time.monotonic()
+def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageResource,
+                  restore_lock: RestoreLock) -> Restore:
+    restore = Restore(storage.settings(kubo), config.car_path, config.snapshot_cid, config.seq, config.force,
+                      config.wait_timeout)
     with kubo.client() as client:
-        client.wait_until_ready(config.wait_timeout)
-    return {**config.model_dump(), "started": started}
+        restore.wait(client)
+    return restore
 
 
 @dg.op(description="Refuse paths outside the backups folder; verify the CAR offline.")
-def verify_backup(context: dg.OpExecutionContext, request: dict, storage: StorageResource) -> RestorePlan:
+def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource) -> Restore:
     try:
-        car = backup_path(storage.backups, request["car_path"])
-        plan = plan_restore(car, snapshot_cid=request["snapshot_cid"], seq=request["seq"])
+        restore.car_path = backup_path(storage.backups, str(restore.car_path))
+        plan = restore.verify()
     except (PathRefused, BackupInvalid) as exc:
         raise dg.Failure(description=f"restore refused, node untouched: {exc}") from None
-    context.log.info(f"{car.name}: snapshot {plan.snapshot_cid} (seq {plan.report['seq']}), "
+    context.log.info(f"{plan.car.name}: snapshot {plan.snapshot_cid} (seq {plan.report['seq']}), "
                      f"{plan.report['block_count']} blocks verified")
-    return plan
+    return restore
 
 
 @dg.op(description="Refuse to overwrite a different archive unless forced; import the CAR.")
-def import_backup(request: dict, plan: RestorePlan, kubo: KuboResource,
-                  storage: StorageResource) -> RestorePlan:
+def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         try:
-            check_target(client, storage.settings(kubo), target_pointer(plan), request["force"])
+            restore.check(client)
         except RestoreRefused as exc:
             raise dg.Failure(description=exc.in_dagster()) from None
-        import_car(client, plan, kubo.car_transport(client))
-    return plan
+        restore.import_blocks(client, kubo.car_transport(client))
+    return restore
 
 
 @dg.op(description="Install every tip file in one tree swap.")
-def rebuild_tips(plan: RestorePlan, kubo: KuboResource, storage: StorageResource) -> RestorePlan:
+def rebuild_tips(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
-        install_tips(client, storage.settings(kubo).index_root, plan.entries)
-    return plan
+        restore.rebuild_tips(client)
+    return restore
 
 
 @dg.op(description="Write the index pointer, last.")
-def restore_pointer(plan: RestorePlan, kubo: KuboResource, storage: StorageResource) -> RestorePlan:
+def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
-        write_pointer(client, storage.settings(kubo), target_pointer(plan), seq_floor(plan))
-    return plan
+        restore.write_pointer(client)
+    return restore
 
 
 @dg.op(description="Every tip equals its entry; the pointer reads back.")
-def verify_restore(context: dg.OpExecutionContext, plan: RestorePlan, request: dict,
-                   kubo: KuboResource, storage: StorageResource) -> dg.Output[dict]:
+def verify_restore(context: dg.OpExecutionContext, restore: Restore, kubo: KuboResource) -> dg.Output[dict]:
     with kubo.client() as client:
-        verified = verify_restored(client, storage.settings(kubo), plan.entries, target_pointer(plan))
-    result = summary(plan, verified, time.monotonic() - request["started"])
+        result = restore.verify_restored(client)
     context.log.info(f"restored: {result}")
     return dg.Output(result, metadata={"entities": result["entity_count"], "blocks": result["blocks"],
                                        "seq": result["seq"], "seconds": result["seconds"]})
@@ -104,6 +90,4 @@ def _to_ops(config: dict) -> dict:
                 "folder), optional snapshot_cid or seq, force.",
 )
 def restore_job():
-    request = wait_for_node()
-    plan = verify_backup(request)
-    verify_restore(restore_pointer(rebuild_tips(import_backup(request, plan))), request)
+    verify_restore(restore_pointer(rebuild_tips(import_backup(verify_backup(wait_for_node())))))

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..arke.models import POINTER_SCHEMA, IndexPointer
@@ -180,20 +180,68 @@ def seq_floor(plan: RestorePlan) -> int:
     return max((int(s) for s in plan.report["snapshots"]), default=0)
 
 
+@dataclass
+class Restore:
+    """One restore of one CAR onto one node, as the steps it takes, in order.
+
+    `run` takes them all under the archive lock (the CLI, the tests); the
+    Dagster `restore_job` takes one per op, in the same order, holding the
+    same lock for the whole run. The steps get the client they talk to; the
+    object carries only what the next step needs.
+    """
+
+    settings: Settings
+    car_path: str | os.PathLike
+    snapshot_cid: str | None = None
+    seq: int | None = None
+    force: bool = False
+    wait_timeout: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+    plan: RestorePlan | None = None
+
+    @property
+    def target(self) -> dict:
+        return target_pointer(self.plan)
+
+    def wait(self, client: KuboClient) -> None:
+        client.wait_until_ready(self.wait_timeout)
+
+    def verify(self) -> RestorePlan:
+        """Offline: nothing has touched the node yet, and nothing will unless this passes."""
+        self.plan = plan_restore(self.car_path, snapshot_cid=self.snapshot_cid, seq=self.seq)
+        return self.plan
+
+    def check(self, client: KuboClient) -> None:
+        check_target(client, self.settings, self.target, self.force)
+
+    def import_blocks(self, client: KuboClient, transport=None) -> None:
+        import_car(client, self.plan, transport)
+
+    def rebuild_tips(self, client: KuboClient) -> None:
+        install_tips(client, self.settings.index_root, self.plan.entries)
+
+    def write_pointer(self, client: KuboClient) -> None:
+        write_pointer(client, self.settings, self.target, seq_floor(self.plan))
+
+    def verify_restored(self, client: KuboClient) -> dict:
+        verified = verify_restored(client, self.settings, self.plan.entries, self.target)
+        return summary(self.plan, verified, time.monotonic() - self.started)
+
+    def run(self, client: KuboClient, transport=None) -> dict:
+        with replacing_archive(self.settings.lock_dir):
+            self.wait(client)
+            self.verify()
+            self.check(client)
+            self.import_blocks(client, transport)
+            self.rebuild_tips(client)
+            self.write_pointer(client)
+            return self.verify_restored(client)
+
+
 def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
             snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
             wait_timeout: float = 60.0, transport=None) -> dict:
-    started = time.monotonic()
-    with replacing_archive(settings.lock_dir):
-        client.wait_until_ready(wait_timeout)
-        plan = plan_restore(car_path, snapshot_cid=snapshot_cid, seq=seq)
-        target = target_pointer(plan)
-        check_target(client, settings, target, force)
-        import_car(client, plan, transport)
-        install_tips(client, settings.index_root, plan.entries)
-        write_pointer(client, settings, target, seq_floor(plan))
-        verified = verify_restored(client, settings, plan.entries, target)
-    return summary(plan, verified, time.monotonic() - started)
+    return Restore(settings, car_path, snapshot_cid, seq, force, wait_timeout).run(client, transport)
 
 
 def summary(plan: RestorePlan, verified: int, seconds: float) -> dict:

@@ -84,7 +84,7 @@ def test_a_dagster_restore_and_a_cli_restore_never_interleave(client, settings, 
         release.wait(60)
         return real(*a, **kw)
 
-    monkeypatch.setattr("arke_dr_pipeline.defs.restore_job.plan_restore", slow_plan)
+    monkeypatch.setattr(restore_mod, "plan_restore", slow_plan)
     outcome = []
     thread = threading.Thread(target=lambda: outcome.append(job.execute_in_process(
         run_config={"car_path": car.name, "force": True}, resources=resources(settings), raise_on_error=False)))
