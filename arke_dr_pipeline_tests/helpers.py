@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 from arke_dr_pipeline.arke.models import Manifest
+from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
@@ -52,3 +54,17 @@ def backup(client: KuboClient, settings: Settings) -> Path:
     """The whole backup as the CLI's build-snapshot then export-car do it; the CAR's path."""
     snap = build_snapshot(client, settings)
     return Path(run_backup(client, settings, snap.snapshot_cid).car.car_path)
+
+
+def restores_paused_before_verifying(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """(inside, release): every restore stops inside its lock, before it verifies, until released."""
+    inside, release = threading.Event(), threading.Event()
+    real = restore_mod.plan_restore
+
+    def paused(*a, **kw):
+        inside.set()
+        release.wait(60)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(restore_mod, "plan_restore", paused)
+    return inside, release

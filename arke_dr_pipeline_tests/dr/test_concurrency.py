@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from arke_dr_pipeline.defs import defs
-from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr import snapshot as snapshot_mod
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.lock import LockBusy
@@ -18,7 +17,7 @@ from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.defs.test_definitions import resources
-from arke_dr_pipeline_tests.helpers import backup
+from arke_dr_pipeline_tests.helpers import backup, restores_paused_before_verifying
 
 
 def cli(settings, *args):
@@ -86,15 +85,7 @@ def test_cli_build_during_a_dagster_snapshot_run(client, settings, monkeypatch):
 def test_two_restores_at_once(client, settings, monkeypatch):
     seed_scenario(client, settings)
     car = backup(client, settings)
-    inside, release = threading.Event(), threading.Event()
-    real = restore_mod.plan_restore
-
-    def slow_plan(*a, **kw):
-        inside.set()
-        release.wait(60)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(restore_mod, "plan_restore", slow_plan)
+    inside, release = restores_paused_before_verifying(monkeypatch)
     errors = []
 
     def first():

@@ -25,6 +25,7 @@ from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
 from arke_dr_pipeline_tests.defs.test_definitions import resources
 from arke_dr_pipeline_tests.helpers import backup as full_backup
+from arke_dr_pipeline_tests.helpers import restores_paused_before_verifying
 
 
 def holder(lock_dir: Path, what: str) -> subprocess.Popen:
@@ -76,15 +77,7 @@ def test_a_dagster_restore_and_a_cli_restore_never_interleave(client, settings, 
         cli.kill()
         cli.wait()
     # a Dagster run is inside its steps: a CLI restore is refused until it ends
-    inside, release = threading.Event(), threading.Event()
-    real = restore_mod.plan_restore
-
-    def slow_plan(*a, **kw):
-        inside.set()
-        release.wait(60)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(restore_mod, "plan_restore", slow_plan)
+    inside, release = restores_paused_before_verifying(monkeypatch)
     outcome = []
     thread = threading.Thread(target=lambda: outcome.append(job.execute_in_process(
         run_config={"car_path": car.name, "force": True}, resources=resources(settings), raise_on_error=False)))
