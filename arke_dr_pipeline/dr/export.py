@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..arke.snapshot_codec import decode_snapshot
 from ..ipld.car import CarError, CarReader, CarWriter
-from ..ipld.cid import cid_str, parse_cid
+from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
@@ -78,7 +78,8 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     started = time.monotonic()
     snapshot_cid = snapshot_cid or latest_snapshot(client, settings)
     root = parse_cid(snapshot_cid)
-    seq = decode_snapshot(client.block_get(snapshot_cid)).seq
+    seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
+                          split_cid(parse_cid(snapshot_cid))[1]).seq
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"arke-{seq}-{stamp}"
     final = settings.backups_dir / f"{name}.car"

@@ -71,7 +71,8 @@ def build_inventory(client: KuboClient, settings: Settings,
     """
     started = time.monotonic()
     snapshot_cid = snapshot_cid or latest_snapshot(client, settings)
-    seq = decode_snapshot(client.block_get(snapshot_cid)).seq
+    seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
+                          split_cid(parse_cid(snapshot_cid))[1]).seq
     rows: list[str] = []
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
