@@ -24,8 +24,9 @@ from .files import atomic_write_json
 from .inventory import inventory_cids
 from .paths import staging_car_path
 from .pins import pin_cover
+from .pointer import current_snapshot
 from .progress import log
-from .traverse import checked_stream, latest_snapshot
+from .traverse import checked_stream
 from .verify import verify_car
 
 
@@ -76,7 +77,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     inventory's, the blocks are read from the node.
     """
     started = time.monotonic()
-    snapshot_cid = snapshot_cid or latest_snapshot(client, settings)
+    snapshot_cid = snapshot_cid or current_snapshot(client, settings)
     root = parse_cid(snapshot_cid)
     seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
                           split_cid(parse_cid(snapshot_cid))[1]).seq

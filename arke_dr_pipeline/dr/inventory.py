@@ -20,7 +20,8 @@ from .config import Settings
 from .dagcheck import DagCheck
 from .files import atomic_file
 from .paths import staging_car_path
-from .traverse import checked_stream, latest_snapshot
+from .pointer import current_snapshot
+from .traverse import checked_stream
 
 
 def _drop_stale_staging(settings: Settings) -> None:
@@ -70,7 +71,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     export verifies offline and renames: the node is read once per backup.
     """
     started = time.monotonic()
-    snapshot_cid = snapshot_cid or latest_snapshot(client, settings)
+    snapshot_cid = snapshot_cid or current_snapshot(client, settings)
     seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
                           split_cid(parse_cid(snapshot_cid))[1]).seq
     rows: list[str] = []

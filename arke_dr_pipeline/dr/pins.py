@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 import cbrrr
 
-from ..ipld.car import CarWriter, car_header
+from ..ipld.car import CarWriter, replace_root
 from ..ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, split_cid
 from ..kubo.client import KuboClient
 from .pointer import ArchiveError
@@ -80,11 +80,7 @@ def pin_cover(client: KuboClient, cids: Iterable[bytes], *, name: str) -> dict:
                 root = cid
                 blocks += 1
         assert root is not None
-        header = car_header([root])
-        if len(header) != len(car_header([placeholder])):
-            raise AssertionError("cover CAR header changed size")
-        with open(path, "r+b") as fh:
-            fh.write(header)
+        replace_root(path, placeholder, root)
         with open(path, "rb") as fh:
             client.dag_import(fh, pin_roots=False)
     text = cid_str(root)

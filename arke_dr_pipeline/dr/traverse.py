@@ -18,14 +18,8 @@ from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_
 from ..ipld.links import block_links, dag_cbor_links, dag_json_links
 from ..kubo.client import KuboClient
 from .chain import event_blocks
-from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
-from .pointer import current_snapshot
 from .progress import progress
-
-
-def latest_snapshot(client: KuboClient, settings: Settings) -> str:
-    return current_snapshot(client, settings)
 
 
 def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[bytes], str | None]:

@@ -169,6 +169,19 @@ def car_section(cid: bytes, data: bytes) -> bytes:
     return uvarint(len(cid) + len(data)) + cid + data
 
 
+def replace_root(path: str | os.PathLike, placeholder: bytes, root: bytes) -> None:
+    """Put `root` where `placeholder` was, in the header of a CAR written
+    before its root was known; both CIDs must have the same length."""
+    old, new = car_header([placeholder]), car_header([root])
+    if len(old) != len(new):
+        raise ValueError(f"root {cid_str(root)} does not fit the placeholder's header")
+    with open(path, "r+b") as fh:
+        if fh.read(len(old)) != old:
+            raise ValueError(f"{path} does not start with the placeholder header")
+        fh.seek(0)
+        fh.write(new)
+
+
 class CarWriter:
     """Write a CAR to `path` through a temporary file renamed on close,
     hashing what it writes (`sha`, `size`) so no second read is needed."""

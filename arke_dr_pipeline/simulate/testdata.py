@@ -35,7 +35,7 @@ from ..dr.pointer import ArchiveError, read_pointer
 from ..dr.progress import log, progress
 from ..dr.tips import install_tips
 from ..errors import BadInput
-from ..ipld.car import CarWriter
+from ..ipld.car import CarWriter, replace_root
 from ..ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid
 from ..ipld.unixfs import file_blocks
 from ..kubo.client import KuboClient
@@ -186,7 +186,7 @@ def seed_scenario(client: KuboClient, settings: Settings, shape: str = "seed") -
             mb1 = b.version(b_, 1, iso(t0 + 3000), None, {}, [], "Entity B created", api=share > 0)
             b.version(b_, 2, iso(t0 + 4000), mb1, {}, [], "Entity B updated", api=share > 0)
             b.version(c, 1, iso(t0 + 5000), None, {}, [a, b_], "Entity C created", api=share > 0)
-        _fix_root(car_path, b.head, share)
+        replace_root(car_path, _placeholder(share), b.head)
         return _install(client, settings, b, car_path, started, 3)
     finally:
         os.unlink(car_path)
@@ -195,18 +195,6 @@ def seed_scenario(client: KuboClient, settings: Settings, shape: str = "seed") -
 def _placeholder(share: float) -> bytes:
     """A root of the same length as the head will have: the newest event is the API's when any is."""
     return make_cid(DAG_CBOR if share > 0 else DAG_JSON, b"")
-
-
-def _fix_root(car_path: str, head: bytes | None, share: float) -> None:
-    """The root is known only at the end; rewrite the fixed-size header in place."""
-    from ..ipld.car import car_header
-
-    old = car_header([_placeholder(share)])
-    new = car_header([head])
-    if len(old) != len(new):
-        raise AssertionError("CAR header size changed")
-    with open(car_path, "r+b") as fh:
-        fh.write(new)
 
 
 def _plan(spec: GenSpec, rng: random.Random) -> list[int]:
@@ -266,7 +254,7 @@ def generate(client: KuboClient, settings: Settings, spec: GenSpec) -> GenResult
                     created.append(pi)
                 bar.update()
         bar.close()
-        _fix_root(car_path, b.head, share)
+        replace_root(car_path, _placeholder(share), b.head)
         log(f"importing {len(b.seen)} blocks ({b.bytes / 1e6:.1f} MB)")
         return _install(client, settings, b, car_path, started, spec.entities)
     finally:
