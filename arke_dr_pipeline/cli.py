@@ -204,7 +204,7 @@ def export_car_cmd(obj: Ctx, snapshot_cid):
 @operation
 def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
     """Check a snapshot (default: the latest): no duplicate PIs, valid CIDs, size."""
-    from .dr.verify import verify_snapshot
+    from .dr.criteria import verify_snapshot
 
     with obj.client() as client:
         report = verify_snapshot(client, obj.settings.index_pointer_path, snapshot_cid)
@@ -224,7 +224,7 @@ def verify_car_cmd(car, snapshot_cid, seq):
     from .dr.verify import verify_car
 
     report, _ = verify_car(car, snapshot_cid=snapshot_cid, seq=seq)
-    _out(report)
+    _out(report.to_dict())
 
 
 @main.command()

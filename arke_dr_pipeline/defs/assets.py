@@ -11,8 +11,9 @@ from pydantic import Field
 
 from ..dr.backup import backup_lock
 from ..dr.dagcheck import BackupInvalid
-from ..dr.export import export_car, pin_set
+from ..dr.export import export_car
 from ..dr.inventory import build_inventory, inventory_path
+from ..dr.pins import pin_set
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
 from .resources import KuboResource, StorageResource

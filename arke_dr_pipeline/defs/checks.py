@@ -3,9 +3,10 @@
 
 import dagster as dg
 
+from ..dr.criteria import verify_snapshot
 from ..dr.dagcheck import BackupInvalid
 from ..dr.inventory import inventory_diff
-from ..dr.verify import verify_car, verify_snapshot
+from ..dr.verify import verify_car
 from .assets import car_file, cid_inventory, handed, snapshot
 from .resources import KuboResource, StorageResource
 
@@ -72,8 +73,8 @@ def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
     except BackupInvalid as exc:
         return dg.AssetCheckResult(passed=False, metadata={"problem": dg.MetadataValue.text(str(exc))})
     return dg.AssetCheckResult(passed=True, metadata={
-        "blocks": report["block_count"], "entities": report["entity_count"],
-        "events": report["event_count"], "bytes": report["size"]})
+        "blocks": report.block_count, "entities": report.entity_count,
+        "events": report.event_count, "bytes": report.size})
 
 
 backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, inventory_only_grows,

@@ -16,5 +16,6 @@ defs = dg.Definitions(
     jobs=[backup_job, snapshot_job, restore_job],
     schedules=[daily_backup],
     sensors=[snapshot_sensor, dr_failure_alert],
-    resources={"kubo": KuboResource(), "storage": storage, "restore_lock": RestoreLock(storage=storage)},
+    resources={"kubo": KuboResource(), "storage": storage, "restore_lock": RestoreLock(storage=storage),
+               "restore_steps": dg.mem_io_manager},
 )

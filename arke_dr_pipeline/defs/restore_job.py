@@ -1,5 +1,11 @@
 """The restore as an op graph, each step visible in the UI: one `dr.restore.Restore`
-handed from op to op, each op taking its next step, in one process under one lock."""
+handed from op to op, each op taking its next step, in one process under one lock.
+
+The object goes from op to op in memory (`mem_io_manager`): it carries the
+verified plan, every entry of the snapshot, which must not be pickled into
+`DAGSTER_HOME` once per step. A re-execution starts from the first op, which
+is what a restore needs anyway (the lock and the verification are redone)."""
+
 
 
 import dagster as dg
@@ -9,6 +15,8 @@ from ..dr.dagcheck import BackupInvalid
 from ..dr.paths import PathRefused, backup_path
 from ..dr.restore import Restore, RestoreRefused
 from .resources import KuboResource, RestoreLock, StorageResource
+
+IN_MEMORY = dg.Out(io_manager_key="restore_steps")
 
 
 class RestoreConfig(dg.Config):
@@ -22,29 +30,30 @@ class RestoreConfig(dg.Config):
                                 description="Seconds to wait for the node to answer before giving up.")
 
 
-@dg.op(description="Take the restore lock for the whole run; poll the node until it answers.")
+@dg.op(out=IN_MEMORY, description="Take the restore lock for the whole run; poll the node until it answers.")
 def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageResource,
                   restore_lock: RestoreLock) -> Restore:
-    restore = Restore(storage.settings(kubo), config.car_path, config.snapshot_cid, config.seq, config.force,
-                      config.wait_timeout)
+    restore = Restore(settings=storage.settings(kubo), car_path=config.car_path,
+                      snapshot_cid=config.snapshot_cid, seq=config.seq, force=config.force,
+                      wait_timeout=config.wait_timeout)
     with kubo.client() as client:
         restore.wait(client)
     return restore
 
 
-@dg.op(description="Refuse paths outside the backups folder; verify the CAR offline.")
+@dg.op(out=IN_MEMORY, description="Refuse paths outside the backups folder; verify the CAR offline.")
 def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource) -> Restore:
     try:
         restore.car_path = backup_path(storage.backups, str(restore.car_path))
         plan = restore.verify()
     except (PathRefused, BackupInvalid) as exc:
         raise dg.Failure(description=f"restore refused, node untouched: {exc}") from None
-    context.log.info(f"{plan.car.name}: snapshot {plan.snapshot_cid} (seq {plan.report['seq']}), "
-                     f"{plan.report['block_count']} blocks verified")
+    context.log.info(f"{plan.car.name}: snapshot {plan.snapshot_cid} (seq {plan.report.seq}), "
+                     f"{plan.report.block_count} blocks verified")
     return restore
 
 
-@dg.op(description="Refuse to overwrite a different archive unless forced; import the CAR.")
+@dg.op(out=IN_MEMORY, description="Refuse to overwrite a different archive unless forced; import the CAR.")
 def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         try:
@@ -55,14 +64,14 @@ def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     return restore
 
 
-@dg.op(description="Install every tip file in one tree swap.")
+@dg.op(out=IN_MEMORY, description="Install every tip file in one tree swap.")
 def rebuild_tips(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.rebuild_tips(client)
     return restore
 
 
-@dg.op(description="Write the index pointer, last.")
+@dg.op(out=IN_MEMORY, description="Write the index pointer, last.")
 def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.write_pointer(client)

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from ..kubo.client import KuboClient
 from .config import Settings
-from .export import ExportResult, export_car, pin_set
+from .export import ExportResult, export_car
 from .inventory import InventoryResult, build_inventory
 from .lock import reading_archive
+from .pins import pin_set
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BackupResult:
     inventory: InventoryResult
     pins: dict
@@ -37,4 +38,4 @@ def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: b
         inv = build_inventory(client, settings, snapshot_cid)
         pins = pin_set(client, snapshot_cid, inv.path)
         car = export_car(client, settings, snapshot_cid, inventory=inv.path)
-    return BackupResult(inv, pins, car)
+    return BackupResult(inventory=inv, pins=pins, car=car)

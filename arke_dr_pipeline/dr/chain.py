@@ -61,7 +61,7 @@ def decode_event(cid: bytes, data: bytes) -> tuple[Event, bool]:
 
 def _exported(client: KuboClient, start: bytes, window: int) -> Iterator[tuple[bytes, bytes]]:
     """The first `window` blocks of `dag/export start`; the stream is dropped after."""
-    with client.dag_export(cid_str(start), chunk_size=None) as chunks:
+    with client.dag_export(start, chunk_size=None) as chunks:
         for n, block in enumerate(CarReader(IterReader(chunks), verify=False)):
             if n == window:
                 return
@@ -90,7 +90,7 @@ def event_blocks(client: KuboClient, head: str, until: Callable[[bytes], bool] =
                 continue
             with client.block_session() as session:
                 while True:
-                    data = session.get(cid_str(expected))
+                    data = session.get(expected)
                     event, followable = decode_event(expected, data)
                     yield expected, data, event
                     expected = event.prev

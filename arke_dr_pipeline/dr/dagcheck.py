@@ -28,6 +28,7 @@ from ..arke.models import (
 from ..errors import ArkeDrError
 from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
 from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
+from .report import BackupReport
 
 ROLES = ("snapshots", "events", "manifests", "components")
 # Kubo imports a block above 1 MiB only with `allow-big-block` (measured on
@@ -165,7 +166,7 @@ class DagCheck:
             cur = header.prev_snapshot
         raise BackupInvalid(root, f"no snapshot with seq {seq} through prev_snapshot")
 
-    def finish(self, snapshot: bytes) -> dict:
+    def finish(self, snapshot: bytes) -> BackupReport:
         """Semantic checks of one snapshot; the report for it."""
         if self.pending:
             missing, parent = next(iter(self.pending.items()))
@@ -210,16 +211,16 @@ class DagCheck:
             if prev not in self.snapshots:
                 raise BackupInvalid(prev, "prev_snapshot is not a snapshot")
             prev = self.snapshots[prev].prev_snapshot
-        return {
-            "snapshot_cid": cid_str(snapshot), "seq": header.seq, "schema": header.schema,
-            "event_cid": header.event_cid, "ts": header.ts, "entity_count": len(entries),
-            "event_count": event_count, "manifest_count": len(self.manifests),
-            "block_count": len(self.seen), "big_blocks": self.big_blocks,
-            "blocks_by_role": {r: self.blocks[r] for r in ROLES},
-            "bytes_by_role": {r: self.bytes[r] for r in ROLES},
-            "blocks_by_codec": dict(sorted(self.codecs.items())),
-            "snapshots": {str(h.seq): cid_str(c) for c, h in self.snapshots.items()},
-        }
+        return BackupReport(
+            snapshot_cid=cid_str(snapshot), seq=header.seq, schema=header.schema,
+            event_cid=header.event_cid, ts=header.ts, entity_count=len(entries),
+            event_count=event_count, manifest_count=len(self.manifests),
+            block_count=len(self.seen), big_blocks=self.big_blocks,
+            blocks_by_role={r: self.blocks[r] for r in ROLES},
+            bytes_by_role={r: self.bytes[r] for r in ROLES},
+            blocks_by_codec=dict(sorted(self.codecs.items())),
+            snapshots={str(h.seq): cid_str(c) for c, h in self.snapshots.items()},
+        )
 
     def _check_entry(self, e: SnapshotEntry) -> None:
         m = self.manifests.get(e.tip_cid)

@@ -23,36 +23,14 @@ from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
 from .inventory import inventory_cids
 from .paths import staging_car_path
-from .pins import pin_cover
 from .pointer import current_snapshot
 from .progress import log
+from .report import BackupReport
 from .traverse import checked_stream
 from .verify import verify_car
 
 
-def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike) -> dict:
-    """One recursive pin of a cover naming every inventory CID (see dr/pins.py), made offline.
-
-    A recursive pin of the snapshot root would miss every block the Arke
-    API links with plain maps. The offline pin fails on the first block that
-    is not local, without asking the network: its success is the proof that
-    every inventory CID is present.
-    """
-    started = time.monotonic()
-    count = 0
-
-    def cids():
-        nonlocal count
-        for text in inventory_cids(inventory):
-            count += 1
-            yield parse_cid(text)
-
-    cover = pin_cover(client, cids(), name=f"arke-dr {snapshot_cid}")
-    return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count, **cover,
-            "seconds": time.monotonic() - started}
-
-
-@dataclass
+@dataclass(kw_only=True)
 class ExportResult:
     car_path: str
     sidecar_path: str
@@ -99,25 +77,20 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
             source.unlink()
             raise BackupInvalid(root, f"the CAR holds {len(cids)} blocks, not the inventory's "
                                       "(or not the same ones)")
-    sidecar = {
-        "snapshot_cid": snapshot_cid, "seq": seq, "timestamp": stamp, "file": final.name,
-        "size": report["size"], "sha256": report["sha256"], "block_count": report["block_count"],
-        "blocks_by_role": report["blocks_by_role"], "bytes_by_role": report["bytes_by_role"],
-        "blocks_by_codec": report["blocks_by_codec"], "entity_count": report["entity_count"],
-        "event_count": report["event_count"], "event_cid": report["event_cid"],
-        "inventory": os.path.basename(inventory) if inventory else None,
-        "tool": f"arke-dr-pipeline {__version__}",
-    }
+    sidecar = report.to_sidecar(timestamp=stamp, file=final.name,
+                                inventory=os.path.basename(inventory) if inventory else None,
+                                tool=f"arke-dr-pipeline {__version__}")
     try:
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(source, final)
     finally:
         source.unlink(missing_ok=True)
     seconds = time.monotonic() - started
-    log(f"exported {final} ({report['size'] / 1e6:.1f} MB, {report['block_count']} blocks) in {seconds:.1f}s")
-    return ExportResult(str(final), str(settings.backups_dir / f"{name}.json"), snapshot_cid, seq,
-                        report["size"], report["sha256"], report["block_count"], report["entity_count"],
-                        report["event_count"], seconds, sidecar)
+    log(f"exported {final} ({report.size / 1e6:.1f} MB, {report.block_count} blocks) in {seconds:.1f}s")
+    return ExportResult(car_path=str(final), sidecar_path=str(settings.backups_dir / f"{name}.json"),
+                        snapshot_cid=snapshot_cid, seq=seq, size=report.size, sha256=report.sha256,
+                        block_count=report.block_count, entity_count=report.entity_count,
+                        event_count=report.event_count, seconds=seconds, sidecar=sidecar)
 
 
 def _same(cids: list[str], inventory: str | os.PathLike) -> bool:
@@ -134,12 +107,12 @@ def _staged_for(staged: Path, snapshot_cid: str) -> bool:
         return False
 
 
-def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[dict, list[str]]:
+def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[BackupReport, list[str]]:
     report, check = verify_car(staged, snapshot_cid=snapshot_cid, use_sidecar=False)
     return report, sorted(cid_str(c) for c in check.seen)
 
 
-def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str) -> tuple[dict, list[str]]:
+def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str) -> tuple[BackupReport, list[str]]:
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
     sink = CarWriter(path, [root])
@@ -150,5 +123,4 @@ def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str)
         sink.close()
     finally:
         sink.abort()
-    report.update({"size": sink.size, "sha256": sink.sha.hexdigest()})
-    return report, sorted(cid_str(c) for c in check.seen)
+    return report.with_car(size=sink.size, sha256=sink.sha.hexdigest()), sorted(cid_str(c) for c in check.seen)

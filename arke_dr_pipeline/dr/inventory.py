@@ -30,7 +30,7 @@ def _drop_stale_staging(settings: Settings) -> None:
         p.unlink(missing_ok=True)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InventoryResult:
     snapshot_cid: str
     seq: int
@@ -102,9 +102,11 @@ def build_inventory(client: KuboClient, settings: Settings,
     prev = _previous_inventory(settings, seq)
     added, removed = _diff(prev, path)
     return InventoryResult(
-        snapshot_cid, seq, str(path), count, report["blocks_by_role"], report["bytes_by_role"],
-        report["blocks_by_codec"], report["entity_count"], report["event_count"], added, removed,
-        str(prev) if prev else None, time.monotonic() - started,
+        snapshot_cid=snapshot_cid, seq=seq, path=str(path), block_count=count,
+        blocks_by_role=report.blocks_by_role, bytes_by_role=report.bytes_by_role,
+        blocks_by_codec=report.blocks_by_codec, entity_count=report.entity_count,
+        event_count=report.event_count, added=added, removed=removed,
+        previous=str(prev) if prev else None, seconds=time.monotonic() - started,
     )
 
 

@@ -109,7 +109,7 @@ def reverted_pointer(client: KuboClient, settings: Settings, pointer) -> dict | 
         for _ in range(64):
             if cur is None or cur == older:
                 break
-            header = decode_snapshot(client.block_get(cid_str(cur)), f"snapshot {cid_str(cur)}",
+            header = decode_snapshot(client.block_get(cur), f"snapshot {cid_str(cur)}",
                                      split_cid(cur)[1])
             cur = header.prev_snapshot
     except (KuboError, ValueError):

@@ -30,6 +30,7 @@ from .lock import replacing_archive
 from .pins import pin_cover
 from .pointer import read_pointer, replace_fields, snapshot_record
 from .progress import log
+from .report import BackupReport
 from .snapshot import now_ts
 from .tips import install_tips, read_tips
 from .verify import car_file, read_sidecar, verify_car
@@ -45,11 +46,11 @@ class RestoreRefused(ArkeDrError, RuntimeError):
         return str(self).replace("pass --force", "set `force: true` in the run config")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RestorePlan:
     car: Path
     snapshot_cid: str
-    report: dict
+    report: BackupReport
     entries: list
 
 
@@ -62,19 +63,19 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
         sidecar = read_sidecar(car)
         chosen = sidecar.get("snapshot_cid") if sidecar else None
     report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
-    entries = sorted(check.entries_of(parse_cid(report["snapshot_cid"])), key=lambda e: e.pi)
-    return RestorePlan(car, report["snapshot_cid"], report, entries)
+    entries = sorted(check.entries_of(parse_cid(report.snapshot_cid)), key=lambda e: e.pi)
+    return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries)
 
 
 def target_pointer(plan: RestorePlan) -> dict:
     """The pointer fields a restore of `plan` writes (and verifies)."""
     report, entity_count = plan.report, len(plan.entries)
     return {
-        "schema": POINTER_SCHEMA, "event_head": report["event_cid"],
-        "event_count": report["event_count"], "latest_snapshot_cid": report["snapshot_cid"],
-        "snapshot_event_cid": report["event_cid"], "snapshot_seq": report["seq"],
-        "snapshot_count": entity_count, "snapshot_ts": report["ts"], "total_count": entity_count,
-        "snapshot_event_count": report["event_count"], "last_snapshot_trigger": "restore",
+        "schema": POINTER_SCHEMA, "event_head": report.event_cid,
+        "event_count": report.event_count, "latest_snapshot_cid": report.snapshot_cid,
+        "snapshot_event_cid": report.event_cid, "snapshot_seq": report.seq,
+        "snapshot_count": entity_count, "snapshot_ts": report.ts, "total_count": entity_count,
+        "snapshot_event_count": report.event_count, "last_snapshot_trigger": "restore",
     }
 
 
@@ -111,9 +112,9 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
     (dr/pins.py) keeps every block, whatever its links, and a pin of the
     root would walk the same DAG a second time."""
     report = plan.report
-    big = report.get("big_blocks", 0) > 0
-    log(f"importing {plan.car.name} ({report['block_count']} blocks"
-        f"{', CARv2 unwrapped' if report['version'] == 2 else ''})")
+    big = report.big_blocks > 0
+    log(f"importing {plan.car.name} ({report.block_count} blocks"
+        f"{', CARv2 unwrapped' if report.version == 2 else ''})")
     if transport is not None:
         with _v1_file(plan) as path:
             transport.dag_import(path, allow_big_block=big)
@@ -124,9 +125,9 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
 
 def car_v1_chunks(plan: RestorePlan, size: int = 1 << 20) -> Iterator[bytes]:
     """The CARv1 bytes of the plan's CAR: the whole file, or a CARv2's inner range."""
-    start, length = 0, plan.report["size"]
-    if plan.report["version"] == 2:
-        start, length = plan.report["data_offset"], plan.report["data_size"]
+    start, length = 0, plan.report.size
+    if plan.report.version == 2:
+        start, length = plan.report.data_offset, plan.report.data_size
     with open(plan.car, "rb") as fh:
         fh.seek(start)
         while length > 0:
@@ -140,7 +141,7 @@ def car_v1_chunks(plan: RestorePlan, size: int = 1 << 20) -> Iterator[bytes]:
 @contextmanager
 def _v1_file(plan: RestorePlan) -> Iterator[Path]:
     """A path to a CARv1 for the transport: the CAR itself, or its inner CARv1 copied beside it."""
-    if plan.report["version"] == 1:
+    if plan.report.version == 1:
         yield plan.car
         return
     tmp = plan.car.with_name(f".{plan.car.name}.v1.{os.getpid()}.tmp")
@@ -177,10 +178,10 @@ def write_pointer(client: KuboClient, settings: Settings, target: dict, seq_floo
 
 def seq_floor(plan: RestorePlan) -> int:
     """The highest seq among the snapshots in the CAR."""
-    return max((int(s) for s in plan.report["snapshots"]), default=0)
+    return max((int(s) for s in plan.report.snapshots), default=0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Restore:
     """One restore of one CAR onto one node, as the steps it takes, in order.
 
@@ -241,16 +242,17 @@ class Restore:
 def restore(client: KuboClient, settings: Settings, car_path: str | os.PathLike, *,
             snapshot_cid: str | None = None, seq: int | None = None, force: bool = False,
             wait_timeout: float = 60.0, transport=None) -> dict:
-    return Restore(settings, car_path, snapshot_cid, seq, force, wait_timeout).run(client, transport)
+    return Restore(settings=settings, car_path=car_path, snapshot_cid=snapshot_cid, seq=seq, force=force,
+                   wait_timeout=wait_timeout).run(client, transport)
 
 
 def summary(plan: RestorePlan, verified: int, seconds: float) -> dict:
     report = plan.report
-    log(f"restored {len(plan.entries)} entities from {plan.car.name} (seq {report['seq']})")
+    log(f"restored {len(plan.entries)} entities from {plan.car.name} (seq {report.seq})")
     return {
         "snapshot_cid": plan.snapshot_cid, "entity_count": len(plan.entries), "restored": True,
-        "seq": report["seq"], "event_head": report["event_cid"],
-        "event_count": report["event_count"], "blocks": report["block_count"],
+        "seq": report.seq, "event_head": report.event_cid,
+        "event_count": report.event_count, "blocks": report.block_count,
         "tips_verified": verified, "car": str(plan.car), "seconds": round(seconds, 2),
     }
 

@@ -57,7 +57,7 @@ def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[st
     header = decode_snapshot(client.block_get(cid), f"snapshot {cid}", split_cid(parse_cid(cid))[1])
     entries = {
         e.pi: e
-        for e in snapshot_entries(header, lambda c: client.block_get(cid_str(c)))
+        for e in snapshot_entries(header, client.block_get)
     }
     return header, entries
 

@@ -57,15 +57,11 @@ def read_tips_of(client: KuboClient, root: str, pis: Iterable[str]) -> dict[str,
     if stat is None:
         return None
 
-    def get_blocks(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        for text, data in client.get_blocks([cid_str(c) for c in cids]):
-            yield parse_cid(text), data
-
-    files = resolve(parse_cid(stat["Hash"]), (tip_relpath(pi) for pi in pis), get_blocks)
+    files = resolve(parse_cid(stat["Hash"]), (tip_relpath(pi) for pi in pis), client.get_blocks)
     found = {path: cid for path, cid in files.items() if cid is not None}
-    blocks = dict(get_blocks(list(found.values())))
+    blocks = dict(client.get_blocks(list(found.values())))
     leaves = [c for cid in found.values() if split_cid(cid)[1] == DAG_PB for c, _ in decode_dag_pb(blocks[cid])[0]]
-    blocks.update(get_blocks(leaves))
+    blocks.update(client.get_blocks(leaves))
     return {path.rsplit("/", 1)[1][:-4]: _file_text(blocks, cid).strip() for path, cid in found.items()}
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import cbrrr
 
 from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
-from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, parse_cid, split_cid
+from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, parse_cid, split_cid
 from ..ipld.links import block_links, dag_cbor_links, dag_json_links
 from ..kubo.client import KuboClient
 from .chain import event_blocks
@@ -56,8 +56,7 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
     heads: list[str] = []
 
     def fetch(cids) -> Iterator[tuple[bytes, bytes]]:
-        for text, data in client.get_blocks(cids):
-            cid = parse_cid(text)
+        for cid, data in client.get_blocks(cids):
             if cid in seen:
                 continue
             try:
@@ -69,7 +68,7 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
 
     frontier = [parse_cid(root)]
     while frontier:
-        batch = [cid_str(c) for c in dict.fromkeys(frontier) if c not in seen]
+        batch = [c for c in dict.fromkeys(frontier) if c not in seen]
         frontier = []
         for cid, data in fetch(batch):
             yield cid, data
@@ -91,7 +90,7 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
             later.extend(block_links(split_cid(cid)[1], data))
     frontier = [c for c in later if c not in seen]
     while frontier:
-        batch = [cid_str(c) for c in dict.fromkeys(frontier) if c not in seen and split_cid(c)[2] != IDENTITY]
+        batch = [c for c in dict.fromkeys(frontier) if c not in seen and split_cid(c)[2] != IDENTITY]
         frontier = []
         for cid, data in fetch(batch):
             yield cid, data

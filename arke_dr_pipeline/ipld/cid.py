@@ -37,6 +37,10 @@ MAX_IDENTITY = 128
 DIGEST_LENGTH = {SHA2_256: 32, SHA2_512: 64, SHA3_256: 32, SHA3_512: 64, BLAKE2B_256: 32}
 
 
+CidLike = bytes | str
+"""The core's one CID type is the binary CID; text is accepted at the edges."""
+
+
 class CIDError(ArkeDrError, ValueError):
     """A CID that cannot be parsed or does not match its block."""
 
@@ -142,8 +146,11 @@ def is_identity(cid: bytes) -> bool:
     return split_cid(cid)[2] == IDENTITY
 
 
-def cid_str(cid: bytes) -> str:
-    """Kubo's spelling: base32 for CIDv1, base58btc for CIDv0."""
+def cid_str(cid: bytes | str) -> str:
+    """Kubo's spelling: base32 for CIDv1, base58btc for CIDv0. Text passes
+    through, so the edges (the Kubo client, messages) take either form."""
+    if isinstance(cid, str):
+        return cid
     if cid[0] == 0x12:
         return str(_MfCID.decode(cid))
     return "b" + _b32encode(cid)

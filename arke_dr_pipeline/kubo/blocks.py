@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote, urlparse
 
+from ..ipld.cid import CidLike, cid_str
 from .errors import KuboError, KuboUnreachable
 
 _DONE = object()
@@ -34,13 +35,13 @@ class PipelinedBlockReader:
         self.batch = batch
         self.requests = 0
 
-    def _request(self, cid: str) -> bytes:
+    def _request(self, cid: CidLike) -> bytes:
         return (
-            f"POST {self.path}/block/get?arg={quote(cid)}&offline=true HTTP/1.1\r\n"
+            f"POST {self.path}/block/get?arg={quote(cid_str(cid))}&offline=true HTTP/1.1\r\n"
             f"Host: {self.netloc}\r\nContent-Length: 0\r\n\r\n"
         ).encode()
 
-    def get_many(self, cids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    def get_many(self, cids: Iterable[CidLike]) -> Iterator[tuple[CidLike, bytes]]:
         """(cid, bytes) in the order given; stops early without leaking when closed."""
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -106,7 +107,7 @@ class PipelinedBlockReader:
     def session(self) -> BlockSession:
         return BlockSession(self)
 
-    def _read_response(self, stream, cid: str) -> bytes:
+    def _read_response(self, stream, cid: CidLike) -> bytes:
         status = stream.readline()
         if not status:
             raise KuboUnreachable("block/get", cid, f"node at {self.api_url} closed the connection")
@@ -166,7 +167,7 @@ class BlockSession:
             raise KuboUnreachable("block/get", None, f"node at {reader.api_url} unreachable ({exc})") from None
         self.stream = self.sock.makefile("rb", buffering=1 << 16)
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: CidLike) -> bytes:
         self.reader.requests += 1
         try:
             self.sock.sendall(self.reader._request(cid))

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import httpx
 
 from ..errors import BadInput
+from ..ipld.cid import CidLike, cid_str
 from .blocks import BlockSession, PipelinedBlockReader
 from .errors import KuboError, KuboUnreachable
 
@@ -104,7 +105,7 @@ class KuboClient:
     def _params(self, arg, params) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         args = arg if isinstance(arg, list | tuple) else ([arg] if arg is not None else [])
-        out.extend(("arg", str(a)) for a in args)
+        out.extend(("arg", _text(a)) for a in args)
         for k, v in (params or {}).items():
             if v is None:
                 continue
@@ -114,7 +115,7 @@ class KuboClient:
     def _arg_label(self, arg) -> str | None:
         if arg is None:
             return None
-        return " ".join(map(str, arg)) if isinstance(arg, list | tuple) else str(arg)
+        return " ".join(map(_text, arg)) if isinstance(arg, list | tuple) else _text(arg)
 
     def request(
         self,
@@ -224,13 +225,13 @@ class KuboClient:
         )
         return out["Cid"]["/"]
 
-    def dag_get(self, cid: str, *, output_codec: str = "dag-json") -> bytes:
+    def dag_get(self, cid: CidLike, *, output_codec: str = "dag-json") -> bytes:
         return self.request("dag/get", cid, {"output-codec": output_codec}).content
 
-    def block_get(self, cid: str) -> bytes:
+    def block_get(self, cid: CidLike) -> bytes:
         return self.request("block/get", cid).content
 
-    def get_blocks(self, cids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    def get_blocks(self, cids: Iterable[CidLike]) -> Iterator[tuple[CidLike, bytes]]:
         """Blocks in the order asked, pipelined; the caller hashes them against their CIDs."""
         reader = PipelinedBlockReader(self.api_url, timeout=self.timeout)
         try:
@@ -259,11 +260,11 @@ class KuboClient:
         )
         return out["Key"]
 
-    def block_stat(self, cid: str, *, offline: bool = True) -> dict:
+    def block_stat(self, cid: CidLike, *, offline: bool = True) -> dict:
         return self.json("block/stat", cid, {"offline": offline or None})
 
     @contextmanager
-    def dag_export(self, cid: str, *, timeout: float | None = None,
+    def dag_export(self, cid: CidLike, *, timeout: float | None = None,
                    chunk_size: int | None = 1 << 20) -> Iterator[Iterator[bytes]]:
         """The CAR bytes of `cid`'s DAG as a stream. Status 200 proves nothing.
 
@@ -291,12 +292,12 @@ class KuboClient:
                 roots.append(root)
         return roots
 
-    def pin_add(self, cid: str, *, recursive: bool = True, name: str | None = None,
+    def pin_add(self, cid: CidLike, *, recursive: bool = True, name: str | None = None,
                 timeout: float | None = None) -> None:
         self.request("pin/add", cid, {"recursive": recursive, "progress": False, "offline": True,
                                       "name": name}, timeout=timeout or self.long_timeout)
 
-    def pin_ls(self, cid: str | None = None, *, type: str = "recursive") -> dict[str, str]:
+    def pin_ls(self, cid: CidLike | None = None, *, type: str = "recursive") -> dict[str, str]:
         try:
             out = self.json("pin/ls", cid, {"type": type})
         except KuboError as exc:
@@ -370,7 +371,7 @@ class KuboClient:
                         files={"file": ("file", data, "application/octet-stream")})
         return out["Hash"]
 
-    def cat(self, cid: str) -> bytes:
+    def cat(self, cid: CidLike) -> bytes:
         return self.request("cat", cid, {"offline": True}, timeout=self.long_timeout).content
 
     def repo_gc(self) -> int:
@@ -426,3 +427,8 @@ def _multipart_tree(boundary: str, root: str, files: Iterable[tuple[str, bytes]]
                 yield part(d, "application/x-directory")
         yield part(full, "application/octet-stream", data)
     yield f"--{boundary}--\r\n".encode()
+
+
+def _text(arg) -> str:
+    """A binary CID (the core's one CID type) goes on the wire as Kubo spells it."""
+    return cid_str(arg) if isinstance(arg, bytes) else str(arg)

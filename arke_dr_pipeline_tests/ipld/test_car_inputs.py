@@ -57,7 +57,7 @@ def test_the_good_one_passes(tmp_path):
     path = tmp_path / "good.car"
     path.write_bytes(car_bytes())
     report, _ = verify_car(path)
-    assert report["entity_count"] == 1 and report["event_count"] == 2 and report["manifest_count"] == 2
+    assert report.entity_count == 1 and report.event_count == 2 and report.manifest_count == 2
 
 
 def test_carv2_is_read_through_its_inner_v1(tmp_path):
@@ -66,7 +66,7 @@ def test_carv2_is_read_through_its_inner_v1(tmp_path):
     path = tmp_path / "v2.car"
     path.write_bytes(CARV2_PRAGMA + header + inner + b"index bytes after the data are ignored")
     report, _ = verify_car(path)
-    assert report["version"] == 2 and report["entity_count"] == 1
+    assert report.version == 2 and report.entity_count == 1
 
 
 @pytest.mark.parametrize("data, match", [

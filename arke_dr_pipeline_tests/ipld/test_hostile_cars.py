@@ -63,7 +63,7 @@ def refused(path, match):
 
 def test_the_api_shaped_backup_verifies(tmp_path):
     report, _ = verify_car(write_car(tmp_path / "a.car", *api_archive()))
-    assert (report["entity_count"], report["event_count"], report["manifest_count"]) == (1, 2, 2)
+    assert (report.entity_count, report.event_count, report.manifest_count) == (1, 2, 2)
 
 
 @pytest.mark.parametrize("digest_len", [16, 1])
@@ -154,8 +154,8 @@ def test_what_verifies_restores(fresh_kubo, tmp_path, kind):
     root, blocks = api_archive(_big_block() if kind == "big-block" else None, names=names)
     car = write_car(tmp_path / "x.car", root, blocks, v2=kind == "carv2")
     report, _ = verify_car(car)
-    assert report["version"] == (2 if kind == "carv2" else 1)
-    assert report["big_blocks"] == (1 if kind == "big-block" else 0)
+    assert report.version == (2 if kind == "carv2" else 1)
+    assert report.big_blocks == (1 if kind == "big-block" else 0)
     with KuboClient(fresh_kubo.api_url) as client:
         result = restore(client, settings, car)
         assert result["entity_count"] == 1
@@ -188,7 +188,8 @@ def test_sidecar_for_json_value(tmp_path):
     root, blocks = api_archive()
     car = write_car(tmp_path / "b.car", root, blocks)
     (tmp_path / "b.json").write_text(json.dumps({"snapshot_cid": cid_str(root), "block_count": len(blocks)}))
-    assert verify_car(car)[0]["ok"]
+    report, _ = verify_car(car)
+    assert report.sidecar == str(tmp_path / "b.json") and report.block_count == len(blocks)
     (tmp_path / "b.json").write_text("[" * 100_000)
     refused(car, "sidecar .* is not JSON")
 
