@@ -4,6 +4,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
@@ -65,15 +66,18 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch, name):
         monkeypatch.setenv(var, "x")
     shutil.copy(ROOT / "deploy" / name, tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
-    assert limits == [{"key": "arke/dr", "value": "exclusive", "limit": 1}]
+    assert config["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}
     assert "postgres" in config["storage"] and config["run_monitoring"]["enabled"]
 
 
-def test_embedded_instance_config_loads(tmp_path):
+def test_embedded_instance_runs_one_archive_run_at_a_time_and_watches_its_runs(tmp_path, monkeypatch):
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    config, _ = dagster_instance_config(str(tmp_path))
-    assert config["run_coordinator"]["config"]["tag_concurrency_limits"][0]["limit"] == 1
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.pool_granularity.value == "run" and pools.default_pool_limit == 1
+        assert instance.run_monitoring_enabled
+        assert instance.run_launcher.supports_check_run_worker_health
 
 
 def _compose_cmd():

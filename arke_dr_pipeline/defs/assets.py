@@ -20,9 +20,31 @@ from .resources import KuboResource, StorageResource
 
 GROUP = "backup"
 EXCLUSIVE_TAG = {"arke/dr": "exclusive"}
+# Every run that touches the node's archive holds this pool. The instance
+# applies it per run (`concurrency.pools.granularity: run`, limit 1, in both
+# dagster.yaml files), so a backup, a snapshot, a restore and the UI's
+# "Materialize all" take turns however they were started.
+POOL = "arke_dr"
+OWNERS = ["team:arke-dr"]
 
 
-@dg.asset(group_name=GROUP, description="The event chain's head and counts, from the index pointer.")
+def _asset(kinds: set[str], version: str, **kw):
+    """The decorator every backup asset shares: one group, one pool, kinds, an owner,
+    and a code version bumped when what the asset writes changes."""
+    return dg.asset(group_name=GROUP, pool=POOL, owners=OWNERS, kinds=kinds, code_version=version,
+                    tags={"domain": "disaster-recovery"}, **kw)
+
+
+def human_bytes(n: int | float) -> str:
+    """`46.6 MB` beside the number that plots: decimal units, as `ls -h --si` and S3 consoles show."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+@_asset({"ipfs"}, "1", description="The event chain's head and counts, from the index pointer.")
 def event_chain_head(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     with kubo.client() as client:
@@ -42,8 +64,8 @@ class SnapshotConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=GROUP, deps=[event_chain_head],
-          description="The newest version of every entity, built incrementally from the chain.")
+@_asset({"ipfs"}, "2", deps=[event_chain_head],
+        description="The newest version of every entity, built incrementally from the chain.")
 def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
@@ -58,7 +80,7 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
         "entities": result.entity_count,
         "events": result.event_count,
         "new_events": result.new_events,
-        "bytes": result.block_bytes,
+        "bytes": result.block_bytes, "size": human_bytes(result.block_bytes),
         "bytes_per_entity": round(result.block_bytes / max(result.entity_count, 1), 1),
         "anomalies": len(result.anomalies),
         "pointer_repaired": int(result.pointer_repaired),
@@ -67,8 +89,8 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
     })
 
 
-@dg.asset(
-    group_name=GROUP, deps=[snapshot],
+@_asset(
+    {"ipfs", "file"}, "2", deps=[snapshot],
     description="Every CID reachable from the snapshot, by role and codec, as a sorted file.",
     check_specs=[dg.AssetCheckSpec("inventory_complete", asset="cid_inventory", blocking=True,
                                    description="Every block present, hashing to its CID, every link resolved.")],
@@ -93,7 +115,8 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
         metadata={
             "snapshot_cid": dg.MetadataValue.text(inv.snapshot_cid), "seq": inv.seq,
             "path": dg.MetadataValue.path(inv.path), "blocks": inv.block_count, **roles,
-            "bytes": sum(inv.bytes_by_role.values()), "added": inv.added, "removed": inv.removed,
+            "bytes": sum(inv.bytes_by_role.values()), "size": human_bytes(sum(inv.bytes_by_role.values())),
+            "added": inv.added, "removed": inv.removed,
             "entities": inv.entity_count, "events": inv.event_count,
             "seconds": round(inv.seconds, 3),
         },
@@ -116,8 +139,8 @@ def handed(instance: dg.DagsterInstance) -> tuple[str, int]:
     return str(meta["snapshot_cid"].value), int(meta["seq"].value)
 
 
-@dg.asset(group_name=GROUP, deps=[cid_inventory],
-          description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
+@_asset({"ipfs"}, "2", deps=[cid_inventory],
+        description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
 def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
@@ -131,8 +154,8 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
     })
 
 
-@dg.asset(group_name=GROUP, deps=[pinned_set],
-          description="The CAR and its sidecar, verified as written, renamed into place last.")
+@_asset({"ipfs", "file"}, "2", deps=[pinned_set],
+        description="The CAR and its sidecar, verified as written, renamed into place last.")
 def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
@@ -144,7 +167,7 @@ def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
         "sidecar": dg.MetadataValue.path(result.sidecar_path),
         "snapshot_cid": dg.MetadataValue.text(result.snapshot_cid),
         "sha256": dg.MetadataValue.text(result.sha256),
-        "seq": result.seq, "bytes": result.size, "blocks": result.block_count,
+        "seq": result.seq, "bytes": result.size, "size": human_bytes(result.size), "blocks": result.block_count,
         "entities": result.entity_count, "events": result.event_count,
         "bytes_per_entity": round(result.size / max(result.entity_count, 1), 1),
         "seconds": round(result.seconds, 3),

@@ -11,12 +11,16 @@ from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
 from .resources import KuboResource, StorageResource
 from .restore_job import restore_job
 
+# The steps are linear and the work is in Kubo and on disk: a process per
+# step cost 3-5 s each for nothing, so the jobs run in one process.
 backup_job = dg.define_asset_job(
     "backup_job", selection=dg.AssetSelection.groups(GROUP), tags=EXCLUSIVE_TAG,
+    executor_def=dg.in_process_executor,
     description="Snapshot, inventory, pin and export a verified CAR.",
 )
 snapshot_job = dg.define_asset_job(
     "snapshot_job", selection=dg.AssetSelection.assets(event_chain_head, snapshot), tags=EXCLUSIVE_TAG,
+    executor_def=dg.in_process_executor,
     description="Read the event head and build a snapshot.",
 )
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from ..dr.dagcheck import BackupInvalid
 from ..dr.paths import PathRefused, backup_path
 from ..dr.restore import Restore, RestoreRefused
+from .assets import POOL
 from .resources import KuboResource, RestoreLock, StorageResource
 
 IN_MEMORY = dg.Out(io_manager_key="restore_steps")
@@ -30,7 +31,7 @@ class RestoreConfig(dg.Config):
                                 description="Seconds to wait for the node to answer before giving up.")
 
 
-@dg.op(out=IN_MEMORY, description="Take the restore lock for the whole run; poll the node until it answers.")
+@dg.op(out=IN_MEMORY, pool=POOL, description="Take the restore lock for the whole run; poll the node until it answers.")
 def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageResource,
                   restore_lock: RestoreLock) -> Restore:
     restore = Restore(settings=storage.settings(kubo), car_path=config.car_path,
@@ -41,7 +42,7 @@ def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageRes
     return restore
 
 
-@dg.op(out=IN_MEMORY, description="Refuse paths outside the backups folder; verify the CAR offline.")
+@dg.op(out=IN_MEMORY, pool=POOL, description="Refuse paths outside the backups folder; verify the CAR offline.")
 def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource) -> Restore:
     try:
         restore.car_path = backup_path(storage.backups, str(restore.car_path))
@@ -53,7 +54,7 @@ def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: Sto
     return restore
 
 
-@dg.op(out=IN_MEMORY, description="Refuse to overwrite a different archive unless forced; import the CAR.")
+@dg.op(out=IN_MEMORY, pool=POOL, description="Refuse to overwrite a different archive unless forced; import the CAR.")
 def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         try:
@@ -64,21 +65,21 @@ def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     return restore
 
 
-@dg.op(out=IN_MEMORY, description="Install every tip file in one tree swap.")
+@dg.op(out=IN_MEMORY, pool=POOL, description="Install every tip file in one tree swap.")
 def rebuild_tips(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.rebuild_tips(client)
     return restore
 
 
-@dg.op(out=IN_MEMORY, description="Write the index pointer, last.")
+@dg.op(out=IN_MEMORY, pool=POOL, description="Write the index pointer, last.")
 def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.write_pointer(client)
     return restore
 
 
-@dg.op(description="Every tip equals its entry; the pointer reads back.")
+@dg.op(pool=POOL, description="Every tip equals its entry; the pointer reads back.")
 def verify_restore(context: dg.OpExecutionContext, restore: Restore, kubo: KuboResource) -> dg.Output[dict]:
     with kubo.client() as client:
         result = restore.verify_restored(client)
