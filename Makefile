@@ -28,9 +28,11 @@ test-slow: setup
 
 ui: setup
 	scripts/kubo-node start
+	mkdir -p .arke/dagster_home && cp dagster.yaml .arke/dagster_home/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home IPFS_API_URL=http://127.0.0.1:$${ARKE_NODE_PORT:-5101}/api/v0 \
 	  BACKUPS_DIR=$(CURDIR)/.arke/backups SNAPSHOTS_DIR=$(CURDIR)/.arke/snapshots \
-	  $(BIN)/dagster dev -w workspace.yaml
+	  VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \
+	  dg dev -h 127.0.0.1 -p $${ARKE_UI_PORT:-3000}
 
 clean:
 	-scripts/kubo-node stop

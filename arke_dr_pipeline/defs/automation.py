@@ -8,7 +8,7 @@ import dagster as dg
 from ..dr.pointer import require_pointer
 from .alerts import alert_line, send_alert
 from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
-from .resources import KuboResource, StorageResource
+from .resources import AlertResource, KuboResource, StorageResource
 from .restore_job import restore_job
 
 # The steps are linear and the work is in Kubo and on disk: a process per
@@ -24,9 +24,13 @@ snapshot_job = dg.define_asset_job(
     description="Read the event head and build a snapshot.",
 )
 
+def backup_cron() -> str:
+    return os.environ.get("ARKE_BACKUP_CRON", "0 2 * * *")
+
+
 daily_backup = dg.ScheduleDefinition(
     name="daily_backup", job=backup_job,
-    cron_schedule=os.environ.get("ARKE_BACKUP_CRON", "0 2 * * *"), execution_timezone="UTC",
+    cron_schedule=backup_cron(), execution_timezone="UTC",
     tags={"arke/trigger": "schedule"},
 )
 
@@ -63,10 +67,10 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
 
 @dg.run_failure_sensor(monitored_jobs=[backup_job, snapshot_job, restore_job],
                        description="One alert line per failed backup or restore run.")
-def dr_failure_alert(context: dg.RunFailureSensorContext) -> None:
+def dr_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
     line = alert_line(run.job_name, run.run_id, context.failure_event.message or "")
     context.log.error(line)
-    problem = send_alert(line, os.environ.get("ARKE_ALERT_WEBHOOK_URL"))
+    problem = send_alert(line, alerts.webhook_url)
     if problem:
         context.log.error(problem)

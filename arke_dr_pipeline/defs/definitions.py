@@ -6,16 +6,21 @@ import dagster as dg
 from .assets import backup_assets
 from .automation import backup_job, daily_backup, dr_failure_alert, snapshot_job, snapshot_sensor
 from .checks import backup_checks
-from .resources import KuboResource, RestoreLock, StorageResource
+from .freshness import freshness_checks, freshness_job, hourly_freshness
+from .resources import AlertResource, KuboResource, RestoreLock, StorageResource, from_env
 from .restore_job import restore_job
 
-storage = StorageResource()
+kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_TRANSPORT"),
+                    container_name=from_env("CONTAINER_NAME"))
+storage = StorageResource(snapshots_dir=from_env("SNAPSHOTS_DIR"), backups_dir=from_env("BACKUPS_DIR"),
+                          index_pointer_path=from_env("INDEX_POINTER_PATH"))
 defs = dg.Definitions(
     assets=backup_assets,
-    asset_checks=backup_checks,
-    jobs=[backup_job, snapshot_job, restore_job],
-    schedules=[daily_backup],
+    asset_checks=backup_checks + freshness_checks,
+    jobs=[backup_job, snapshot_job, restore_job, freshness_job],
+    schedules=[daily_backup, hourly_freshness],
     sensors=[snapshot_sensor, dr_failure_alert],
-    resources={"kubo": KuboResource(), "storage": storage, "restore_lock": RestoreLock(storage=storage),
+    resources={"kubo": kubo, "storage": storage, "restore_lock": RestoreLock(storage=storage),
+               "alerts": AlertResource(webhook_url=from_env("ARKE_ALERT_WEBHOOK_URL")),
                "restore_steps": dg.mem_io_manager},
 )

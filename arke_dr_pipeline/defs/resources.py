@@ -1,6 +1,7 @@
 """Small resources fed by the seed's environment variables."""
 
 
+import os
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -76,6 +77,21 @@ class StorageResource(dg.ConfigurableResource):
 
     def settings(self, kubo: KuboResource) -> Settings:
         return replace(Settings.from_env(), **kubo.overrides(), **self.overrides())
+
+
+class AlertResource(dg.ConfigurableResource):
+    """Where failed runs are posted. A secret: bound as `dg.EnvVar`, so the UI
+    shows the variable's name, never the URL (webhook URLs carry a token)."""
+
+    webhook_url: str | None = Field(default=None, description="Webhook that receives one JSON line per failed "
+                                                              "run (from ARKE_ALERT_WEBHOOK_URL; unset: none).")
+
+
+def from_env(name: str) -> dg.EnvVar | None:
+    """The variable as a `dg.EnvVar` binding when the deployment sets it: the
+    Resources page then shows its name, not the host's value; unset fields
+    take `Settings.from_env`'s documented defaults when a run starts."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 class RestoreLock(dg.ConfigurableResource):

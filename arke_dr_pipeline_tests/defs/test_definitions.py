@@ -1,6 +1,8 @@
 """The whole Definitions object, run against a real node."""
 
 import base64
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +54,8 @@ def test_backup_job_materializes_with_checks_and_metadata(client, settings):
     checks = check_results(result)
     assert checks == {"no_duplicate_pis": True, "cids_valid": True, "under_500_bytes_per_entity": True,
                       "inventory_complete": True, "inventory_only_grows": True,
-                      "car_verified_complete": True}
+                      "car_verified_complete": True, "newest_backup_is_fresh": True,
+                      "events_not_in_any_backup": True}
     mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("car_file")}
     car = mats["car_file"]
     assert car["entities"].value == 60 and car["bytes"].value > 0 and car["seconds"].value >= 0
@@ -117,6 +120,20 @@ def test_dagster_validates_the_workspace():
                           "-w", "workspace.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "All code locations passed validation" in out.stderr + out.stdout
+
+
+def test_dg_sees_a_project_whose_definitions_load():
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "VIRTUAL_ENV": str(bin_dir.parent), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = subprocess.run([str(bin_dir / "dg"), "check", "defs"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-2000:]
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
+    listed = subprocess.run([str(bin_dir / "dg"), "list", "defs", "--json"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert {a["asset_key"] for a in json.loads(listed.stdout)["assets"]} == {
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/hostname"])
