@@ -42,9 +42,10 @@ def test_definitions_load_everything():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
         "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
-    assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job"}
+    assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job",
+                                                                     "freshness_job"}
     assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert"}
-    assert [s.name for s in repo.schedule_defs] == ["daily_backup"]
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_backup", "hourly_freshness"]
 
 
 def test_backup_job_materializes_with_checks_and_metadata(client, settings):
