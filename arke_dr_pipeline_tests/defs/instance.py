@@ -16,6 +16,11 @@ from pathlib import Path
 
 import httpx
 
+from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import seed_scenario
+from arke_dr_pipeline_tests.conftest import make_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ALL_ASSETS = ["event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"]
@@ -134,3 +139,17 @@ class Instance:
             "        if (r.event_log_entry.message or '').startswith('Started process for run')]\n"
             "print(pids[0] if pids else '')")], env=self.env, capture_output=True, text=True, check=True)
         return int(out.stdout.strip()) if out.stdout.strip() else 0
+
+
+def seeded_instance(tmp_path: Path, node) -> tuple[Instance, Settings]:
+    """The seed scenario on `node`, and an instance (daemon and webserver) started on it.
+
+    A long RPC timeout: a run against a paused node hangs in its step, so a
+    test can act while it runs (click, launch, kill) and then resume the node.
+    """
+    settings = make_settings(node.api_url, tmp_path)
+    with KuboClient(node.api_url) as client:
+        seed_scenario(client, settings)
+    env = {**os.environ, "IPFS_API_URL": node.api_url, "BACKUPS_DIR": str(settings.backups_dir),
+           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "ARKE_PROGRESS": "0", "ARKE_RPC_TIMEOUT": "900"}
+    return Instance(tmp_path / "dagster_home", env).start(), settings

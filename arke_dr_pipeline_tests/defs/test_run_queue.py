@@ -9,21 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from arke_dr_pipeline.kubo.client import KuboClient
-from arke_dr_pipeline.simulate.testdata import seed_scenario
-from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.defs.instance import ALL_ASSETS, Instance
+from arke_dr_pipeline_tests.defs.instance import ALL_ASSETS, seeded_instance
 
 
 @pytest.fixture
 def instance(tmp_path, fresh_kubo):
-    settings = make_settings(fresh_kubo.api_url, tmp_path)
-    with KuboClient(fresh_kubo.api_url) as client:
-        seed_scenario(client, settings)
-    # a long RPC timeout: a run against the paused node below hangs in its step until killed
-    env = {**os.environ, "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
-           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "ARKE_PROGRESS": "0", "ARKE_RPC_TIMEOUT": "900"}
-    inst = Instance(tmp_path / "dagster_home", env).start()
+    inst, settings = seeded_instance(tmp_path, fresh_kubo)
     try:
         yield inst, settings
     finally:

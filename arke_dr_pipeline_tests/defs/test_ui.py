@@ -15,10 +15,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 
-from arke_dr_pipeline.kubo.client import KuboClient
-from arke_dr_pipeline.simulate.testdata import seed_scenario
-from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.defs.instance import ROOT, Instance
+from arke_dr_pipeline_tests.defs.instance import ROOT, seeded_instance
 
 
 def _browser() -> webdriver.Chrome:
@@ -54,12 +51,7 @@ def _dismiss_welcome(driver) -> None:
 
 @pytest.fixture
 def ui(tmp_path, fresh_kubo):
-    settings = make_settings(fresh_kubo.api_url, tmp_path)
-    with KuboClient(fresh_kubo.api_url) as client:
-        seed_scenario(client, settings)
-    env = {**os.environ, "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
-           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "ARKE_PROGRESS": "0", "ARKE_RPC_TIMEOUT": "900"}
-    inst = Instance(tmp_path / "dagster_home", env).start()
+    inst, settings = seeded_instance(tmp_path, fresh_kubo)
     driver = _browser()
     try:
         yield inst, driver, settings
