@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint ui clean
+.PHONY: setup test-tools demo test test-slow lint ui clean
 
 setup: $(VENV)/.installed .tools/bin/ipfs
+
+test-tools: .tools/bin/versitygw
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +18,13 @@ $(VENV)/.installed: pyproject.toml
 .tools/bin/ipfs:
 	scripts/install-kubo
 
+.tools/bin/versitygw:
+	scripts/install-versitygw
+
 demo: setup
 	scripts/demo
 
-test: setup
+test: setup test-tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -187,7 +187,9 @@ def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
 @click.pass_obj
 @operation
 def export_car_cmd(obj: Ctx, snapshot_cid):
-    """Inventory, pin and export a snapshot (default: the newest); prints the CAR path."""
+    """Inventory, pin and export a snapshot (default: the newest); prints the CAR path.
+
+    With ARKE_OFFSITE_URL set, the CAR then goes offsite (verified) too."""
     from .dr.backup import backup
     from .dr.pointer import current_snapshot
 
@@ -195,6 +197,10 @@ def export_car_cmd(obj: Ctx, snapshot_cid):
         result = backup(client, obj.settings, snapshot_cid or current_snapshot(client, obj.settings))
     if result.inventory.removed:
         click.echo(f"warning: {result.inventory.removed} CIDs of the previous inventory are gone", err=True)
+    if obj.settings.offsite_url:
+        from .dr.offsite import OffsiteTarget, S3Config, upload_backup
+
+        upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url), result.car.car_path)
     click.echo(result.car.car_path)
 
 
@@ -236,11 +242,15 @@ def verify_car_cmd(car, snapshot_cid, seq):
 @click.pass_obj
 @operation
 def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
-    """Rebuild the archive on a node from one CAR."""
+    """Rebuild the archive on a node from one CAR (a path, or s3://BUCKET/KEY.car)."""
     from .dr.restore import restore as do_restore
 
     if not seconds_ok(wait_timeout):
         _fail("--wait-timeout must be a positive number of seconds")
+    if car.startswith("s3://"):
+        from .dr.offsite import S3Config, fetch
+
+        car = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
     with obj.client() as client:
         transport = None
         if obj.transport == "docker":
@@ -250,6 +260,64 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
         result = do_restore(client, obj.settings, car, snapshot_cid=snapshot_cid, seq=seq,
                             force=force, wait_timeout=wait_timeout, transport=transport)
     _out(result)
+
+
+@main.group()
+def offsite():
+    """Offsite copies on S3-compatible storage (ARKE_OFFSITE_URL, AWS_* variables)."""
+
+
+def _target(obj: Ctx, url: str | None):
+    from .dr.offsite import OffsiteTarget
+
+    url = url or obj.settings.offsite_url
+    if not url:
+        _fail("no offsite URL: pass s3://BUCKET/PREFIX or set ARKE_OFFSITE_URL")
+    return OffsiteTarget.parse(url)
+
+
+@offsite.command("upload")
+@click.argument("car")
+@click.option("--to", "url", default=None, help="s3://BUCKET/PREFIX (default: ARKE_OFFSITE_URL).")
+@click.pass_obj
+@operation
+def offsite_upload(obj: Ctx, car, url):
+    """Copy one local backup offsite; the sidecar goes up after the copy reads back right."""
+    from .dr.offsite import S3Config, upload_backup
+    from .dr.verify import car_file
+
+    result = upload_backup(S3Config.from_env(), _target(obj, url), car_file(car))
+    _out({"car": result.car_key, "sidecar": result.sidecar_key, "bytes": result.bytes,
+          "mb_per_s": round(result.mb_per_s, 1), "already_there": result.already_there})
+
+
+@offsite.command("list")
+@click.argument("url", required=False)
+@click.pass_obj
+@operation
+def offsite_list(obj: Ctx, url):
+    """The offsite copies (seq, time, size, verified), newest first."""
+    from .dr.offsite import S3Config, list_copies
+
+    for row in list_copies(S3Config.from_env(), _target(obj, url)):
+        click.echo(f"{row['seq']}\t{row['time']}\t{row['size']}\t"
+                   f"{'verified' if row['verified'] else 'UNVERIFIED'}\t{row['url']}")
+
+
+@offsite.command("verify")
+@click.argument("key")
+@click.pass_obj
+@operation
+def offsite_verify(obj: Ctx, key):
+    """Re-read one copy (s3://BUCKET/KEY.car, or a key under ARKE_OFFSITE_URL) against its sidecar."""
+    from .dr.offsite import S3Config, verify_copy
+
+    if key.startswith("s3://"):
+        url = key
+    else:
+        target = _target(obj, None)
+        url = target.url(key if target.prefix and key.startswith(f"{target.prefix}/") else target.key(key))
+    _out(verify_copy(S3Config.from_env(), url))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from .assets import backup_assets
 from .automation import backup_job, daily_backup, dr_failure_alert, snapshot_job, snapshot_sensor
 from .checks import backup_checks
 from .freshness import freshness_checks, freshness_job, hourly_freshness
-from .resources import AlertResource, KuboResource, RestoreLock, StorageResource, from_env
+from .offsite import offsite_assets, offsite_checks
+from .resources import AlertResource, KuboResource, OffsiteResource, RestoreLock, StorageResource, from_env
 from .restore_job import restore_job
 
 kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_TRANSPORT"),
@@ -15,12 +16,15 @@ kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_T
 storage = StorageResource(snapshots_dir=from_env("SNAPSHOTS_DIR"), backups_dir=from_env("BACKUPS_DIR"),
                           index_pointer_path=from_env("INDEX_POINTER_PATH"))
 defs = dg.Definitions(
-    assets=backup_assets,
-    asset_checks=backup_checks + freshness_checks,
+    assets=backup_assets + offsite_assets,
+    asset_checks=backup_checks + freshness_checks + offsite_checks,
     jobs=[backup_job, snapshot_job, restore_job, freshness_job],
     schedules=[daily_backup, hourly_freshness],
     sensors=[snapshot_sensor, dr_failure_alert],
     resources={"kubo": kubo, "storage": storage, "restore_lock": RestoreLock(storage=storage),
                "alerts": AlertResource(webhook_url=from_env("ARKE_ALERT_WEBHOOK_URL")),
+               "offsite": OffsiteResource(url=from_env("ARKE_OFFSITE_URL"), endpoint_url=from_env("AWS_ENDPOINT_URL"),
+                                          region=from_env("AWS_REGION"), access_key_id=from_env("AWS_ACCESS_KEY_ID"),
+                                          secret_access_key=from_env("AWS_SECRET_ACCESS_KEY")),
                "restore_steps": dg.mem_io_manager},
 )

@@ -79,6 +79,29 @@ class StorageResource(dg.ConfigurableResource):
         return replace(Settings.from_env(), **kubo.overrides(), **self.overrides())
 
 
+class OffsiteResource(dg.ConfigurableResource):
+    """Where backups go offsite. Unset fields come from the standard AWS
+    variables when a run starts; the keys are bound as `dg.EnvVar`, so the UI
+    shows the variables' names, never the values."""
+
+    url: str | None = Field(default=None, description="s3://BUCKET/PREFIX for the offsite copies "
+                                                      "(default: ARKE_OFFSITE_URL; unset: no offsite copy).")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint for non-AWS servers, path-style "
+                                                               "(default: AWS_ENDPOINT_URL).")
+    region: str | None = Field(default=None, description="Region (default: AWS_REGION, us-east-1).")
+    access_key_id: str | None = Field(default=None, description="Access key (default: AWS_ACCESS_KEY_ID).")
+    secret_access_key: str | None = Field(default=None, description="Secret key (default: AWS_SECRET_ACCESS_KEY).")
+
+    def target_url(self) -> str | None:
+        return self.url or Settings.from_env().offsite_url
+
+    def s3(self):
+        from ..dr.offsite import S3Config
+
+        return S3Config.from_env(endpoint_url=self.endpoint_url, region=self.region,
+                                 access_key_id=self.access_key_id, secret_access_key=self.secret_access_key)
+
+
 class AlertResource(dg.ConfigurableResource):
     """Where failed runs are posted. A secret: bound as `dg.EnvVar`, so the UI
     shows the variable's name, never the URL (webhook URLs carry a token)."""

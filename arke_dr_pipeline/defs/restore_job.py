@@ -12,16 +12,19 @@ import dagster as dg
 from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
+from ..dr.offsite import OffsiteError, fetch
 from ..dr.paths import PathRefused, backup_path
 from ..dr.restore import Restore, RestoreRefused
+from ..errors import BadInput
 from .assets import POOL
-from .resources import KuboResource, RestoreLock, StorageResource
+from .resources import KuboResource, OffsiteResource, RestoreLock, StorageResource
 
 IN_MEMORY = dg.Out(io_manager_key="restore_steps")
 
 
 class RestoreConfig(dg.Config):
-    car_path: str = Field(description="The CAR to restore: a name in the backups folder, or a path under it.")
+    car_path: str = Field(description="The CAR to restore: a name in the backups folder, a path under it, or "
+                                      "s3://BUCKET/KEY.car (downloaded into the backups folder first).")
     snapshot_cid: str | None = Field(
         default=None, description="The snapshot to restore (default: the sidecar's, else the CAR's root).")
     seq: int | None = Field(
@@ -42,12 +45,16 @@ def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageRes
     return restore
 
 
-@dg.op(out=IN_MEMORY, pool=POOL, description="Refuse paths outside the backups folder; verify the CAR offline.")
-def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource) -> Restore:
+@dg.op(out=IN_MEMORY, pool=POOL, description="Download an s3:// CAR into the backups folder; refuse paths outside "
+                                             "it; verify the CAR offline.")
+def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource,
+                  offsite: OffsiteResource) -> Restore:
     try:
+        if str(restore.car_path).startswith("s3://"):
+            restore.car_path = fetch(offsite.s3(), str(restore.car_path), storage.backups)
         restore.car_path = backup_path(storage.backups, str(restore.car_path))
         plan = restore.verify()
-    except (PathRefused, BackupInvalid) as exc:
+    except (PathRefused, BackupInvalid, OffsiteError, BadInput) as exc:
         raise dg.Failure(description=f"restore refused, node untouched: {exc}") from None
     context.log.info(f"{plan.car.name}: snapshot {plan.snapshot_cid} (seq {plan.report.seq}), "
                      f"{plan.report.block_count} blocks verified")

@@ -45,6 +45,7 @@ class Settings:
     export_timeout: float = 3600.0
     locks: Path | None = None
     transport: str = "http"
+    offsite_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             export_timeout=_seconds(env, "ARKE_EXPORT_TIMEOUT", 3600.0),
             locks=Path(locks) if locks else None,
             transport=env.get("ARKE_TRANSPORT") or "http",
+            offsite_url=env.get("ARKE_OFFSITE_URL") or None,
         )
 
     @property

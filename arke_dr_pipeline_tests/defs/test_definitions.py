@@ -41,7 +41,7 @@ def check_results(result):
 def test_definitions_load_everything():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
-        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy"}
     assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job",
                                                                      "freshness_job"}
     assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert"}
@@ -56,7 +56,9 @@ def test_backup_job_materializes_with_checks_and_metadata(client, settings):
     assert checks == {"no_duplicate_pis": True, "cids_valid": True, "under_500_bytes_per_entity": True,
                       "inventory_complete": True, "inventory_only_grows": True,
                       "car_verified_complete": True, "newest_backup_is_fresh": True,
-                      "events_not_in_any_backup": True}
+                      "events_not_in_any_backup": True, "offsite_matches_local": True}
+    offsite = result.asset_materializations_for_node("offsite_copy")[0].metadata
+    assert offsite["configured"].value == 0 and "ARKE_OFFSITE_URL" in offsite["offsite"].value
     mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("car_file")}
     car = mats["car_file"]
     assert car["entities"].value == 60 and car["bytes"].value > 0 and car["seconds"].value >= 0
@@ -134,7 +136,7 @@ def test_dg_sees_a_project_whose_definitions_load():
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert {a["asset_key"] for a in json.loads(listed.stdout)["assets"]} == {
-        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/hostname"])

@@ -1,0 +1,324 @@
+"""Offsite copies: every backup leaves the host, on S3-compatible storage.
+
+Order of writes, so that a listing never shows a copy that is not whole:
+the CAR (multipart, streamed from disk), then its inventory, then the CAR
+is read back and hashed, and only then the sidecar, which is what `list`
+and `restore` look for. A run killed mid-upload leaves at most an
+unfinished multipart upload (never an object under the final key); the
+next upload aborts such leftovers under the prefix.
+
+Why a streamed re-read and not the server's checksum: S3's SHA-256 of a
+multipart object is a checksum of the parts' checksums (`...-N`), not the
+file's; full-object checksums exist only for the CRC family, which the
+sidecar does not carry. Reading the object back through the same client a
+restore uses proves what matters: those bytes hash to the sidecar's
+sha256.
+
+Credentials come from the standard AWS variables or the caller; no message
+this module writes contains them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import ArkeDrError, BadInput
+from .files import WriteFailed, atomic_write_json
+from .progress import log, progress
+from .verify import read_sidecar, sidecar_path
+
+CHUNK = 8 << 20
+PART = 64 << 20
+
+
+class OffsiteError(ArkeDrError, RuntimeError):
+    """The offsite store said no, or a copy is not what its sidecar says; names the key, never a secret."""
+
+
+@dataclass(frozen=True)
+class OffsiteTarget:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> OffsiteTarget:
+        u = urlparse(url)
+        if u.scheme != "s3" or not u.netloc or u.query or u.fragment:
+            raise BadInput(f"not an offsite URL (s3://BUCKET/PREFIX): {url!r}")
+        return cls(u.netloc, u.path.strip("/"))
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+
+def parse_object_url(url: str) -> tuple[str, str]:
+    """(bucket, key) of `s3://BUCKET/KEY.car`."""
+    target = OffsiteTarget.parse(url)
+    if not target.prefix.endswith(".car"):
+        raise BadInput(f"not the URL of a CAR (s3://BUCKET/KEY.car): {url!r}")
+    return target.bucket, target.prefix
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Config:
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> S3Config:
+        env = os.environ if env is None else env
+        values = {"endpoint_url": env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3") or None,
+                  "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+                  "access_key_id": env.get("AWS_ACCESS_KEY_ID") or None,
+                  "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None}
+        values.update({k: v for k, v in overrides.items() if v})
+        return cls(**values)
+
+    @property
+    def where(self) -> str:
+        return self.endpoint_url or "AWS S3"
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        # Path-style for every non-AWS server: bucket names need no DNS there.
+        config = Config(s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+                        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60,
+                        request_checksum_calculation="when_required", response_checksum_validation="when_required")
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1",
+                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                            config=config)
+
+
+def explain(exc: Exception, s3: S3Config, what: str) -> OffsiteError:
+    """One line for what boto said, in our words: its own text may quote an access key."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(exc, OffsiteError):
+        return exc
+    if isinstance(exc, NoCredentialsError):
+        return OffsiteError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
+        if code in ("NoSuchBucket",):
+            return OffsiteError(f"{what}: the bucket does not exist on {s3.where}")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
+            return OffsiteError(f"{what}: {s3.where} refused the credentials ({code})")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return OffsiteError(f"{what}: no such object")
+        return OffsiteError(f"{what}: {s3.where} answered {code}")
+    if isinstance(exc, EndpointConnectionError):
+        return OffsiteError(f"{what}: S3 endpoint {s3.where} unreachable")
+    return OffsiteError(f"{what}: {type(exc).__name__} talking to {s3.where}")
+
+
+def _s3_errors(s3: S3Config, what: str):
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError), lambda exc: explain(exc, s3, what)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffsiteResult:
+    car_key: str
+    sidecar_key: str
+    inventory_key: str | None
+    bytes: int
+    upload_seconds: float
+    verify_seconds: float
+    already_there: bool = False
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0.0
+
+
+def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -> OffsiteResult:
+    """Copy one local backup offsite and prove the copy before the sidecar goes up."""
+    from boto3.s3.transfer import TransferConfig
+
+    car = Path(car)
+    sidecar = read_sidecar(car)
+    if sidecar is None or "sha256" not in sidecar:
+        raise BadInput(f"{car.name} has no sidecar: only verified backups go offsite")
+    client = s3.client()
+    car_key, sidecar_key = target.key(car.name), target.key(sidecar_path(car).name)
+    inventory = car.parent / sidecar["inventory"] if sidecar.get("inventory") else None
+    inventory_key = target.key(f"{car.stem}.inventory.tsv") if inventory and inventory.is_file() else None
+    errors, wrap = _s3_errors(s3, f"upload of {target.url(car_key)}")
+    try:
+        if _copy_is_there(client, target.bucket, car_key, sidecar_key, sidecar):
+            return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key,
+                                 bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
+        _abort_unfinished(client, target)
+        started = time.monotonic()
+        bar = progress(f"uploading {car.name}", total=car.stat().st_size, unit="B")
+        try:
+            client.upload_file(str(car), target.bucket, car_key, Callback=bar.update,
+                               ExtraArgs={"Metadata": {"sha256": sidecar["sha256"]}},
+                               Config=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
+                                                     max_concurrency=4, io_chunksize=1 << 20))
+        finally:
+            bar.close()
+        if inventory_key:
+            client.upload_file(str(inventory), target.bucket, inventory_key)
+        uploaded = time.monotonic()
+        size, sha = _read_back(client, target.bucket, car_key, f"checking {car.name}")
+        if (size, sha) != (sidecar["size"], sidecar["sha256"]):
+            client.delete_object(Bucket=target.bucket, Key=car_key)
+            raise OffsiteError(f"{target.url(car_key)} read back as {size} bytes, sha256 {sha[:16]}…, "
+                               f"not the sidecar's {sidecar['size']} bytes, {sidecar['sha256'][:16]}…; deleted")
+        verified = time.monotonic()
+        record = {**sidecar, "offsite": {"car_key": car_key, "verified": "sha256 of a streamed re-read",
+                                         "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}}
+        client.put_object(Bucket=target.bucket, Key=sidecar_key, Body=json.dumps(record, indent=2).encode(),
+                          ContentType="application/json")
+    except errors as exc:
+        raise wrap(exc) from None
+    log(f"offsite {target.url(car_key)}: {size / 1e6:.1f} MB in {uploaded - started:.1f}s, "
+        f"verified in {verified - uploaded:.1f}s")
+    return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key, bytes=size,
+                         upload_seconds=uploaded - started, verify_seconds=verified - uploaded)
+
+
+def _copy_is_there(client, bucket: str, car_key: str, sidecar_key: str, sidecar: dict) -> bool:
+    """A rerun after a finished copy does nothing: the sidecar is up (so the CAR was verified) and matches."""
+    from botocore.exceptions import ClientError
+
+    try:
+        remote = json.loads(client.get_object(Bucket=bucket, Key=sidecar_key)["Body"].read())
+        head = client.head_object(Bucket=bucket, Key=car_key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return False
+        raise
+    except ValueError:
+        return False
+    return remote.get("sha256") == sidecar["sha256"] and head["ContentLength"] == sidecar["size"]
+
+
+def _abort_unfinished(client, target: OffsiteTarget) -> None:
+    """Multipart uploads a killed run left under the prefix hold storage and are never an object."""
+    listing = client.list_multipart_uploads(Bucket=target.bucket, Prefix=target.prefix)
+    for upload in listing.get("Uploads", []):
+        client.abort_multipart_upload(Bucket=target.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def _read_back(client, bucket: str, key: str, desc: str, sink=None) -> tuple[int, str]:
+    """(size, sha256) of the object as streamed; `sink` gets the bytes when given."""
+    obj = client.get_object(Bucket=bucket, Key=key)
+    sha = hashlib.sha256()
+    size = 0
+    bar = progress(desc, total=obj["ContentLength"], unit="B")
+    try:
+        for chunk in obj["Body"].iter_chunks(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return size, sha.hexdigest()
+
+
+def _remote_sidecar(client, bucket: str, car_key: str) -> dict:
+    key = car_key[: -len(".car")] + ".json"
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read(1 << 20)
+        sidecar = json.loads(body)
+    except ValueError:
+        raise OffsiteError(f"s3://{bucket}/{key} is not a JSON sidecar") from None
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("sha256"), str):
+        raise OffsiteError(f"s3://{bucket}/{key} is not a sidecar")
+    return sidecar
+
+
+def verify_copy(s3: S3Config, url: str) -> dict:
+    """Re-read one offsite CAR: its bytes must hash to its sidecar's sha256."""
+    bucket, key = parse_object_url(url)
+    errors, wrap = _s3_errors(s3, url)
+    try:
+        client = s3.client()
+        sidecar = _remote_sidecar(client, bucket, key)
+        size, sha = _read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
+    except errors as exc:
+        raise wrap(exc) from None
+    if size != sidecar.get("size") or sha != sidecar["sha256"]:
+        raise OffsiteError(f"{url} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
+                           f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
+    return {"url": url, "size": size, "sha256": sha, "seq": sidecar.get("seq"), "verified": True}
+
+
+def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
+    """Every copy with its sidecar under the prefix, newest first."""
+    errors, wrap = _s3_errors(s3, f"listing {target.url(target.prefix)}")
+    rows = []
+    try:
+        client = s3.client()
+        objects = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket,
+                                                                     Prefix=target.key("arke-")):
+            for obj in page.get("Contents", []):
+                objects[obj["Key"]] = obj["Size"]
+        for key in sorted(k for k in objects if k.endswith(".json")):
+            car_key = key[: -len(".json")] + ".car"
+            try:
+                sidecar = json.loads(client.get_object(Bucket=target.bucket, Key=key)["Body"].read(1 << 20))
+            except ValueError:
+                continue
+            rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
+                         "size": objects.get(car_key),
+                         "verified": "offsite" in sidecar and objects.get(car_key) == sidecar.get("size")})
+    except errors as exc:
+        raise wrap(exc) from None
+    return sorted(rows, key=lambda r: (r["time"] or "", r["seq"] or 0), reverse=True)
+
+
+def fetch(s3: S3Config, url: str, backups_dir: Path) -> Path:
+    """Download an offsite CAR (and its sidecar) into the backups folder, whole or not at all.
+
+    The bytes land in a temporary file beside the backups; a download cut
+    short, or bytes that do not hash to the sidecar's sha256, are refused
+    and removed. The CAR is then verified by the restore, like any CAR.
+    """
+    bucket, key = parse_object_url(url)
+    name = key.rsplit("/", 1)[-1]
+    final = backups_dir / name
+    tmp = backups_dir / f".{name}.{os.getpid()}.download"
+    errors, wrap = _s3_errors(s3, url)
+    try:
+        client = s3.client()
+        sidecar = _remote_sidecar(client, bucket, key)
+        backups_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as out:
+                size, sha = _read_back(client, bucket, key, f"downloading {name}", sink=out)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise WriteFailed(f"writing {tmp}: {exc.strerror or exc}") from None
+        if size != sidecar.get("size") or sha != sidecar["sha256"]:
+            raise OffsiteError(f"{url} downloaded as {size} bytes, sha256 {sha[:16]}…, but its sidecar says "
+                               f"{sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…: refused")
+        os.replace(tmp, final)
+        atomic_write_json(sidecar_path(final), {k: v for k, v in sidecar.items() if k != "offsite"})
+    except errors as exc:
+        raise wrap(exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    log(f"downloaded {url} to {final} ({size / 1e6:.1f} MB), sha256 matches its sidecar")
+    return final

@@ -1,0 +1,228 @@
+"""Offsite copies against a real S3 server (versitygw) the suite builds and starts:
+the nuclear test from the bucket alone, and every fault one line, nothing lost."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from arke_dr_pipeline.dr import offsite
+from arke_dr_pipeline.dr.offsite import (
+    OffsiteError,
+    OffsiteTarget,
+    S3Config,
+    fetch,
+    list_copies,
+    upload_backup,
+    verify_copy,
+)
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
+from arke_dr_pipeline_tests.conftest import make_settings
+from arke_dr_pipeline_tests.helpers import backup, logical_dump
+from arke_dr_pipeline_tests.s3server import SECRET, S3Server
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_buckets = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def bucket(s3):
+    name = f"arke-{next(_buckets)}"
+    s3.client().create_bucket(Bucket=name)
+    return name
+
+
+def config(s3: S3Server, **kw) -> S3Config:
+    return S3Config.from_env(s3.env(), **kw)
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_nuclear_from_the_offsite_copy_alone(fresh_kubo, tmp_path, s3, bucket):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    env = {**s3.env(), "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
+           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "ARKE_OFFSITE_URL": f"s3://{bucket}/daily",
+           "ARKE_PROGRESS": "0"}
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=300, seed=5, image_fraction=0.05))
+        assert cli(env, "build-snapshot").returncode == 0
+        out = cli(env, "export-car")  # the CLI backup goes offsite when ARKE_OFFSITE_URL is set
+        assert out.returncode == 0, out.stderr
+        before = logical_dump(client, settings)
+    listed = cli(env, "offsite", "list")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = listed.stdout.splitlines()
+    seq, _time, size, verified, url = row.split("\t")
+    assert verified == "verified" and url.startswith(f"s3://{bucket}/daily/arke-") and int(size) > 0
+    shutil.rmtree(settings.backups_dir)  # the host is gone: no local backup, an empty node
+    fresh_kubo.wipe()
+    env["IPFS_API_URL"] = fresh_kubo.api_url
+    restored = cli(env, "restore", url)
+    assert restored.returncode == 0, restored.stderr
+    with KuboClient(fresh_kubo.api_url) as client:
+        assert logical_dump(client, replace(settings, api_url=fresh_kubo.api_url)) == before
+    assert not list(settings.backups_dir.glob(".*download")), "a temporary download was left behind"
+    assert SECRET not in restored.stdout + restored.stderr + listed.stdout + listed.stderr
+
+
+@pytest.fixture
+def local_backup(client, settings):
+    generate(client, settings, GenSpec(entities=40, seed=8, image_fraction=0.1))
+    return backup(client, settings)
+
+
+def test_upload_verifies_lists_and_reruns_do_nothing(s3, bucket, local_backup):
+    target = OffsiteTarget(bucket, "p")
+    first = upload_backup(config(s3), target, local_backup)
+    assert not first.already_there and first.bytes == local_backup.stat().st_size
+    again = upload_backup(config(s3), target, local_backup)
+    assert again.already_there
+    (row,) = list_copies(config(s3), target)
+    assert row["verified"] and row["size"] == first.bytes
+    assert verify_copy(config(s3), row["url"])["verified"]
+    keys = {o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {f"p/{local_backup.name}", f"p/{local_backup.stem}.json", f"p/{local_backup.stem}.inventory.tsv"}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_copy_is_refused_by_verify_and_restore(s3, bucket, local_backup, client, settings, damage):
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    url = target.url(local_backup.name)
+    stored = s3.object_path(bucket, local_backup.name)
+    data = bytearray(stored.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    with pytest.raises(OffsiteError, match=local_backup.name):
+        verify_copy(config(s3), url)
+    elsewhere = settings.backups_dir.parent / "restore-here"
+    with pytest.raises(OffsiteError, match="refused"):
+        fetch(config(s3), url, elsewhere)
+    assert list(elsewhere.iterdir()) == [], "a damaged download was kept"
+
+
+def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
+    before = local_backup.read_bytes()
+    cases = {
+        "wrong secret": (config(s3, secret_access_key="wrong"), OffsiteTarget(bucket, ""), "refused the credentials"),
+        "missing bucket": (config(s3), OffsiteTarget("no-such-bucket", ""), "bucket does not exist"),
+        "no server": (config(s3, endpoint_url="http://127.0.0.1:9"), OffsiteTarget(bucket, ""), "unreachable"),
+    }
+    for name, (cfg, target, says) in cases.items():
+        with pytest.raises(OffsiteError, match=says) as exc:
+            upload_backup(cfg, target, local_backup)
+        assert "\n" not in str(exc.value) and SECRET not in str(exc.value) and "wrong" not in str(exc.value), name
+    assert local_backup.read_bytes() == before
+    env = {**s3.env(), "AWS_SECRET_ACCESS_KEY": "wrong-secret-value", "ARKE_PROGRESS": "0"}
+    out = cli(env, "offsite", "upload", str(local_backup), "--to", f"s3://{bucket}/x")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "refused the credentials" in out.stderr
+    assert "wrong-secret-value" not in out.stderr + out.stdout
+    out = cli(s3.env(), "restore", f"s3://{bucket}/nothing-here.car")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_server_killed_mid_upload_leaves_no_object_and_the_next_run_uploads(tmp_path, client, settings,
+                                                                           monkeypatch):
+    generate(client, settings, GenSpec(entities=60, seed=12, image_fraction=0.5, image_min=400_000,
+                                       image_max=900_000))
+    car = backup(client, settings)
+    assert car.stat().st_size > 20_000_000, "the CAR must be big enough to be cut mid-upload"
+    server = S3Server(tmp_path / "s3").start()
+    server.client().create_bucket(Bucket="killed")
+    target = OffsiteTarget("killed", "k")
+    failure: list[BaseException] = []
+
+    def upload():
+        try:
+            upload_backup(S3Config.from_env(server.env()), target, car)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failure.append(exc)
+
+    monkeypatch.setattr(offsite, "PART", 5 << 20)  # many parts: the kill lands mid-upload
+    worker = threading.Thread(target=upload)
+    worker.start()
+    uploads = server.data / "killed" / ".sgwtmp"
+    deadline = time.monotonic() + 60
+    while not any(server.data.rglob("*part*")) and not (uploads.exists() and any(uploads.rglob("*"))):
+        assert time.monotonic() < deadline, "the upload never started"
+        time.sleep(0.01)
+    server.stop(signal.SIGKILL)
+    worker.join(300)
+    assert failure and isinstance(failure[0], OffsiteError), failure
+    server = S3Server(server.root).start()  # the same folder, a new port
+    keys = {o["Key"] for o in server.client().list_objects_v2(Bucket="killed").get("Contents", [])}
+    assert f"k/{car.name}" not in keys and f"k/{car.stem}.json" not in keys, keys
+    done = upload_backup(S3Config.from_env(server.env()), target, car)
+    assert not done.already_there and verify_copy(S3Config.from_env(server.env()), target.url(done.car_key))
+    assert not server.client().list_multipart_uploads(Bucket="killed").get("Uploads")
+    server.stop()
+
+
+def test_restore_job_restores_from_s3(fresh_kubo, tmp_path, s3, bucket):
+    from arke_dr_pipeline.defs import defs
+    from arke_dr_pipeline.defs.resources import OffsiteResource
+    from arke_dr_pipeline_tests.defs.test_definitions import resources
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        seed_scenario(client, settings)
+        car = backup(client, settings)
+        before = logical_dump(client, settings)
+    target = OffsiteTarget(bucket, "job")
+    upload_backup(config(s3), target, car)
+    shutil.rmtree(settings.backups_dir)
+    fresh_kubo.wipe()
+    settings = replace(settings, api_url=fresh_kubo.api_url)
+    env = s3.env()
+    offsite = OffsiteResource(endpoint_url=env["AWS_ENDPOINT_URL"], access_key_id=env["AWS_ACCESS_KEY_ID"],
+                              secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    result = defs.resolve_job_def("restore_job").execute_in_process(
+        run_config={"car_path": target.url(target.key(car.name))},
+        resources={**resources(settings), "offsite": offsite})
+    assert result.success
+    with KuboClient(fresh_kubo.api_url) as client:
+        assert logical_dump(client, settings) == before
+
+
+def test_backup_job_copies_offsite_and_checks_the_copy(s3, bucket, client, settings):
+    import dagster as dg
+
+    from arke_dr_pipeline.defs import defs
+    from arke_dr_pipeline.defs.resources import OffsiteResource
+    from arke_dr_pipeline_tests.defs.test_definitions import check_results, resources
+
+    generate(client, settings, GenSpec(entities=30, seed=3, image_fraction=0.1))
+    env = s3.env()
+    offsite = OffsiteResource(url=f"s3://{bucket}/dagster", endpoint_url=env["AWS_ENDPOINT_URL"],
+                              access_key_id=env["AWS_ACCESS_KEY_ID"], secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    result = defs.resolve_job_def("backup_job").execute_in_process(
+        resources={**resources(settings), "offsite": offsite}, instance=dg.DagsterInstance.ephemeral())
+    assert result.success and check_results(result)["offsite_matches_local"]
+    meta = result.asset_materializations_for_node("offsite_copy")[0].metadata
+    car = result.asset_materializations_for_node("car_file")[0].metadata
+    assert meta["bytes"].value == car["bytes"].value and meta["mb_per_s"].value > 0
+    assert meta["car_key"].value.startswith(f"s3://{bucket}/dagster/arke-")
+    assert SECRET not in str({k: v.value for k, v in meta.items()})
+    assert verify_copy(config(s3), meta["car_key"].value)["verified"]
