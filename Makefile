@@ -28,7 +28,7 @@ test: setup test-tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-test-slow: setup
+test-slow: setup test-tools
 	$(BIN)/pytest -m slow
 
 ui: setup

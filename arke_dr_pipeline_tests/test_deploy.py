@@ -95,3 +95,12 @@ def test_docker_compose_config_validates():
     for files in (["-f", str(BASE)], ["-f", str(BASE), "-f", str(OPT_IN)]):
         out = subprocess.run([*cmd, *files, "config", "-q"], cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
+
+
+def test_the_stack_has_no_default_password_and_takes_offsite_settings_from_the_environment():
+    text = BASE.read_text()
+    assert "DAGSTER_POSTGRES_PASSWORD:-" not in text
+    env = load(BASE)["x-arke-env"]
+    assert env["DAGSTER_POSTGRES_PASSWORD"].startswith("${DAGSTER_POSTGRES_PASSWORD:?")
+    for var in ("ARKE_OFFSITE_URL", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[var] == f"${{{var}:-}}", var
