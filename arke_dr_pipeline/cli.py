@@ -262,6 +262,67 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
     _out(result)
 
 
+@main.command("dump")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout).")
+@click.option("--at-snapshot", "at_snapshot", default=None,
+              help="Describe the archive a restore of this snapshot must give, from the chain as of it.")
+@click.pass_obj
+@operation
+def dump_cmd(obj: Ctx, out, at_snapshot):
+    """A canonical, sorted description of the archive on the node, with its digest."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .dr.dump import dump
+
+    with obj.client() as client:
+        if out:
+            result = dump(client, obj.settings, Path(out), at_snapshot=at_snapshot)
+            click.echo(f"{result.path}: {result.lines} lines, sha256 {result.sha256}", err=True)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            result = dump(client, obj.settings, Path(tmp) / "dump", at_snapshot=at_snapshot)
+            with open(result.path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer)
+
+
+@main.command("diff")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@operation
+def diff_cmd(a, b, limit):
+    """The first differences between two dumps; exit 1 if there are any."""
+    from pathlib import Path
+
+    from .dr.dump import diff
+
+    found = diff(Path(a), Path(b), limit=limit)
+    for line in found:
+        click.echo(line)
+    if found:
+        sys.exit(1)
+
+
+@main.command("drill")
+@click.pass_obj
+@operation
+def drill_cmd(obj: Ctx):
+    """Restore the newest backup onto a scratch node and compare it with the node; exit 1 if it differs."""
+    from .dr.drill import drill
+    from .dr.offsite import S3Config
+
+    with obj.client() as client:
+        result = drill(client, obj.settings, s3=S3Config.from_env() if obj.settings.offsite_url else None)
+    _out({"backup": result.backup, "restores": result.ok, "differences": result.differences,
+          "rto_seconds": round(result.rto_seconds, 2), "phases": result.phases, "seq": result.seq,
+          "bytes": result.bytes, "blocks": result.blocks, "entities": result.entities,
+          "rpo_hours": round(result.backup_age_seconds / 3600, 2), "rpo_events": result.events_not_in_backup})
+    if not result.ok:
+        _fail(f"the newest backup does not restore as it should: {result.differences[0]}")
+
+
 @main.group()
 def offsite():
     """Offsite copies on S3-compatible storage (ARKE_OFFSITE_URL, AWS_* variables)."""

@@ -31,7 +31,8 @@ OWNERS = ["team:arke-dr"]
 def _asset(kinds: set[str], version: str, **kw):
     """The decorator every backup asset shares: one group, one pool, kinds, an owner,
     and a code version bumped when what the asset writes changes."""
-    return dg.asset(group_name=GROUP, pool=POOL, owners=OWNERS, kinds=kinds, code_version=version,
+    kw.setdefault("group_name", GROUP)
+    return dg.asset(pool=POOL, owners=OWNERS, kinds=kinds, code_version=version,
                     tags={"domain": "disaster-recovery"}, **kw)
 
 

@@ -9,7 +9,6 @@ from ..dr.pointer import require_pointer
 from .alerts import alert_line, send_alert
 from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
 from .resources import AlertResource, KuboResource, StorageResource
-from .restore_job import restore_job
 
 # The steps are linear and the work is in Kubo and on disk: a process per
 # step cost 3-5 s each for nothing, so the jobs run in one process.
@@ -65,8 +64,7 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[backup_job, snapshot_job, restore_job],
-                       description="One alert line per failed backup or restore run.")
+@dg.run_failure_sensor(description="One alert line per failed run: backup, snapshot, restore, drill, freshness.")
 def dr_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
     line = alert_line(run.job_name, run.run_id, context.failure_event.message or "")

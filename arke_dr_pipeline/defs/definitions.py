@@ -6,6 +6,7 @@ import dagster as dg
 from .assets import backup_assets
 from .automation import backup_job, daily_backup, dr_failure_alert, snapshot_job, snapshot_sensor
 from .checks import backup_checks
+from .drill import drill_after_backup, drill_assets, drill_checks, drill_job, weekly_drill
 from .freshness import freshness_checks, freshness_job, hourly_freshness
 from .offsite import offsite_assets, offsite_checks
 from .resources import AlertResource, KuboResource, OffsiteResource, RestoreLock, StorageResource, from_env
@@ -16,11 +17,11 @@ kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_T
 storage = StorageResource(snapshots_dir=from_env("SNAPSHOTS_DIR"), backups_dir=from_env("BACKUPS_DIR"),
                           index_pointer_path=from_env("INDEX_POINTER_PATH"))
 defs = dg.Definitions(
-    assets=backup_assets + offsite_assets,
-    asset_checks=backup_checks + freshness_checks + offsite_checks,
-    jobs=[backup_job, snapshot_job, restore_job, freshness_job],
-    schedules=[daily_backup, hourly_freshness],
-    sensors=[snapshot_sensor, dr_failure_alert],
+    assets=backup_assets + offsite_assets + drill_assets,
+    asset_checks=backup_checks + freshness_checks + offsite_checks + drill_checks,
+    jobs=[backup_job, snapshot_job, restore_job, freshness_job, drill_job],
+    schedules=[daily_backup, hourly_freshness, weekly_drill],
+    sensors=[snapshot_sensor, dr_failure_alert, drill_after_backup],
     resources={"kubo": kubo, "storage": storage, "restore_lock": RestoreLock(storage=storage),
                "alerts": AlertResource(webhook_url=from_env("ARKE_ALERT_WEBHOOK_URL")),
                "offsite": OffsiteResource(url=from_env("ARKE_OFFSITE_URL"), endpoint_url=from_env("AWS_ENDPOINT_URL"),
