@@ -41,11 +41,11 @@ def check_results(result):
 def test_definitions_load_everything():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
-        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy"}
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy", "restore_drill"}
     assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job",
-                                                                     "freshness_job"}
-    assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert"}
-    assert sorted(s.name for s in repo.schedule_defs) == ["daily_backup", "hourly_freshness"]
+                                                                     "freshness_job", "drill_job"}
+    assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert", "drill_after_backup"}
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_backup", "hourly_freshness", "weekly_drill"]
 
 
 def test_backup_job_materializes_with_checks_and_metadata(client, settings):
@@ -136,7 +136,8 @@ def test_dg_sees_a_project_whose_definitions_load():
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert {a["asset_key"] for a in json.loads(listed.stdout)["assets"]} == {
-        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy"}
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy",
+        "restore_drill"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/hostname"])

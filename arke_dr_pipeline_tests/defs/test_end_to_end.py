@@ -125,11 +125,14 @@ def test_webserver_lists_the_project(dagster_env):
         web.wait(30)
     assets = {"/".join(a["assetKey"]["path"]): [c["name"] for c in a["assetChecksOrError"]["checks"]]
               for a in data["assetNodes"]}
-    assert set(assets) == {"event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file"}
+    assert set(assets) == {"event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file",
+                           "offsite_copy", "restore_drill"}
+    assert assets["offsite_copy"] == ["offsite_matches_local"] and assets["restore_drill"] == ["latest_backup_restores"]
     assert sorted(assets["snapshot"]) == ["cids_valid", "no_duplicate_pis", "under_500_bytes_per_entity"]
     assert sorted(assets["cid_inventory"]) == ["inventory_complete", "inventory_only_grows"]
     assert sorted(assets["car_file"]) == ["car_verified_complete", "events_not_in_any_backup",
                                           "newest_backup_is_fresh"]
-    assert {j["name"] for j in data["jobs"]} >= {"backup_job", "snapshot_job", "restore_job", "freshness_job"}
-    assert sorted(s["name"] for s in data["schedules"]) == ["daily_backup", "hourly_freshness"]
-    assert {s["name"] for s in data["sensors"]} == {"snapshot_sensor", "dr_failure_alert"}
+    assert {j["name"] for j in data["jobs"]} >= {"backup_job", "snapshot_job", "restore_job", "freshness_job",
+                                                  "drill_job"}
+    assert sorted(s["name"] for s in data["schedules"]) == ["daily_backup", "hourly_freshness", "weekly_drill"]
+    assert {s["name"] for s in data["sensors"]} == {"snapshot_sensor", "dr_failure_alert", "drill_after_backup"}
