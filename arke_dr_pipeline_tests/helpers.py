@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
 import threading
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.dump import dump
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.tips import read_tips
@@ -48,6 +51,14 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
         "pointer": {k: pointer.raw.get(k) for k in ("event_head", "event_count", "total_count")},
         "tips": tips, "histories": histories, "components": components, "chain": chain,
     }
+
+
+def dump_digest(client: KuboClient, settings: Settings, car: Path | None = None) -> str:
+    """The sha256 of `arke-dr dump` of the node; with `car`, of the archive a restore
+    of that CAR's snapshot must give (`dump --at-snapshot`)."""
+    at = json.loads(car.with_suffix(".json").read_text())["snapshot_cid"] if car else None
+    with tempfile.TemporaryDirectory() as tmp:
+        return dump(client, settings, Path(tmp) / "dump", at_snapshot=at).sha256
 
 
 def backup(client: KuboClient, settings: Settings) -> Path:

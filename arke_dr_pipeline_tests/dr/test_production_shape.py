@@ -22,7 +22,7 @@ from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, encode_event, generate, seed_scenario
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import backup, logical_dump
+from arke_dr_pipeline_tests.helpers import backup, dump_digest, logical_dump
 
 CID_A = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
@@ -71,6 +71,7 @@ def test_nuclear_by_shape_survives_gc(fresh_kubo, tmp_path, shape):
         assert (codecs, schemas) == expected
         assert all(not t.endswith("\n") for t in before["tips"].values())
         car = backup(client, settings)
+        expected = dump_digest(client, settings, car)
         assert client.repo_gc() >= 0
         assert logical_dump(client, settings) == before  # the source node's own pins hold too
     fresh_kubo.wipe()
@@ -78,6 +79,7 @@ def test_nuclear_by_shape_survives_gc(fresh_kubo, tmp_path, shape):
         result = restore(client, settings, car)
         assert result["entity_count"] == len(before["tips"])
         assert logical_dump(client, settings) == before
+        assert dump_digest(client, settings) == expected
         client.repo_gc()
         assert logical_dump(client, settings) == before
 

@@ -14,7 +14,7 @@ from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import backup, logical_dump
+from arke_dr_pipeline_tests.helpers import backup, dump_digest, logical_dump
 
 
 def wiped(daemon, settings):
@@ -35,6 +35,7 @@ def test_nuclear(fresh_kubo, tmp_path, spec):
             generate(client, settings, spec)
         car = backup(client, settings)
         before = logical_dump(client, settings)
+        expected = dump_digest(client, settings, car)
     if spec is not None:
         assert any(len(h) > 1 for h in before["histories"].values())
     client, settings = wiped(fresh_kubo, settings)
@@ -43,6 +44,7 @@ def test_nuclear(fresh_kubo, tmp_path, spec):
         result = restore(client, settings, car)
         assert result["restored"] and result["entity_count"] == len(before["tips"])
         assert logical_dump(client, settings) == before
+        assert dump_digest(client, settings) == expected
         again = restore(client, settings, car)  # idempotent
         assert again["snapshot_cid"] == result["snapshot_cid"]
         assert logical_dump(client, settings) == before
