@@ -28,7 +28,7 @@ POOL = "arke_dr"
 OWNERS = ["team:arke-dr"]
 
 
-def _asset(kinds: set[str], version: str, **kw):
+def arke_asset(kinds: set[str], version: str, **kw):
     """The decorator every backup asset shares: one group, one pool, kinds, an owner,
     and a code version bumped when what the asset writes changes."""
     kw.setdefault("group_name", GROUP)
@@ -38,14 +38,16 @@ def _asset(kinds: set[str], version: str, **kw):
 
 def human_bytes(n: int | float) -> str:
     """`46.6 MB` beside the number that plots: decimal units, as `ls -h --si` and S3 consoles show."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if abs(n) < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         n /= 1000
-    raise AssertionError("unreachable")
+        if abs(n) < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} TB"
 
 
-@_asset({"ipfs"}, "1", description="The event chain's head and counts, from the index pointer.")
+@arke_asset({"ipfs"}, "1", description="The event chain's head and counts, from the index pointer.")
 def event_chain_head(kubo: KuboResource, storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     with kubo.client() as client:
@@ -65,7 +67,7 @@ class SnapshotConfig(dg.Config):
     )
 
 
-@_asset({"ipfs"}, "2", deps=[event_chain_head],
+@arke_asset({"ipfs"}, "2", deps=[event_chain_head],
         description="The newest version of every entity, built incrementally from the chain.")
 def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
@@ -90,7 +92,7 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
     })
 
 
-@_asset(
+@arke_asset(
     {"ipfs", "file"}, "2", deps=[snapshot],
     description="Every CID reachable from the snapshot, by role and codec, as a sorted file.",
     check_specs=[dg.AssetCheckSpec("inventory_complete", asset="cid_inventory", blocking=True,
@@ -140,7 +142,7 @@ def handed(instance: dg.DagsterInstance) -> tuple[str, int]:
     return str(meta["snapshot_cid"].value), int(meta["seq"].value)
 
 
-@_asset({"ipfs"}, "2", deps=[cid_inventory],
+@arke_asset({"ipfs"}, "2", deps=[cid_inventory],
         description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
 def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
@@ -155,7 +157,7 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
     })
 
 
-@_asset({"ipfs", "file"}, "2", deps=[pinned_set],
+@arke_asset({"ipfs", "file"}, "2", deps=[pinned_set],
         description="The CAR and its sidecar, verified as written, renamed into place last.")
 def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:

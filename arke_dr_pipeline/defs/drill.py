@@ -4,24 +4,23 @@ blocking check fails on any difference, naming the first, and the failure
 sensor alerts."""
 
 import os
+from dataclasses import replace
 
 import dagster as dg
 
 from ..dr.drill import drill
-from .assets import _asset, car_file, human_bytes
+from .assets import arke_asset, car_file, human_bytes
 from .automation import backup_job
 from .resources import KuboResource, OffsiteResource, StorageResource
 
 
-@_asset({"ipfs", "s3"}, "1", deps=[car_file], group_name="drill",
+@arke_asset({"ipfs", "s3"}, "1", deps=[car_file], group_name="drill",
         description="The newest backup restored onto a scratch node (offsite copy first) and compared, by "
                     "logical dump, with the source as of the backup's snapshot; RTO and RPO as metadata.")
 def restore_drill(context: dg.AssetExecutionContext, kubo: KuboResource, storage: StorageResource,
                   offsite: OffsiteResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     if offsite.target_url():
-        from dataclasses import replace
-
         settings = replace(settings, offsite_url=offsite.target_url())
     with kubo.client() as client:
         result = drill(client, settings, s3=offsite.s3())

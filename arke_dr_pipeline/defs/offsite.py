@@ -2,11 +2,13 @@
 to the local CAR. Unconfigured (no ARKE_OFFSITE_URL), the asset says so and
 materializes nothing offsite: a backup without a bucket is still a backup."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from ..dr.offsite import OffsiteTarget, upload_backup
 from ..dr.verify import read_sidecar
-from .assets import _asset, car_file, human_bytes
+from .assets import arke_asset, car_file, human_bytes
 from .resources import OffsiteResource
 
 
@@ -18,7 +20,7 @@ def _handed_car(instance: dg.DagsterInstance) -> str:
     return str(event.asset_materialization.metadata["path"].value)
 
 
-@_asset({"s3", "file"}, "1", deps=[car_file],
+@arke_asset({"s3", "file"}, "1", deps=[car_file],
         description="The CAR, its inventory and its sidecar on S3-compatible storage, the copy read back "
                     "and hashed before the sidecar goes up.")
 def offsite_copy(context: dg.AssetExecutionContext, offsite: OffsiteResource) -> dg.MaterializeResult:
@@ -46,8 +48,6 @@ def offsite_matches_local(context: dg.AssetCheckExecutionContext, offsite: Offsi
     if not url:
         return dg.AssetCheckResult(passed=True, description="no offsite copy configured",
                                    metadata={"configured": 0})
-    from pathlib import Path
-
     car = Path(_handed_car(context.instance))
     local = read_sidecar(car) or {}
     target = OffsiteTarget.parse(url)

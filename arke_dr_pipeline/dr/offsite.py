@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,10 +127,15 @@ def explain(exc: Exception, s3: S3Config, what: str) -> OffsiteError:
     return OffsiteError(f"{what}: {type(exc).__name__} talking to {s3.where}")
 
 
-def _s3_errors(s3: S3Config, what: str):
+@contextmanager
+def s3_calls(s3: S3Config, what: str) -> Iterator[None]:
+    """Every boto error inside becomes one OffsiteError line about `what`."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return (BotoCoreError, ClientError), lambda exc: explain(exc, s3, what)
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise explain(exc, s3, what) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,8 +165,7 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -
     car_key, sidecar_key = target.key(car.name), target.key(sidecar_path(car).name)
     inventory = car.parent / sidecar["inventory"] if sidecar.get("inventory") else None
     inventory_key = target.key(f"{car.stem}.inventory.tsv") if inventory and inventory.is_file() else None
-    errors, wrap = _s3_errors(s3, f"upload of {target.url(car_key)}")
-    try:
+    with s3_calls(s3, f"upload of {target.url(car_key)}"):
         if _copy_is_there(client, target.bucket, car_key, sidecar_key, sidecar):
             return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key,
                                  bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
@@ -186,8 +192,6 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -
                                          "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}}
         client.put_object(Bucket=target.bucket, Key=sidecar_key, Body=json.dumps(record, indent=2).encode(),
                           ContentType="application/json")
-    except errors as exc:
-        raise wrap(exc) from None
     log(f"offsite {target.url(car_key)}: {size / 1e6:.1f} MB in {uploaded - started:.1f}s, "
         f"verified in {verified - uploaded:.1f}s")
     return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key, bytes=size,
@@ -250,13 +254,10 @@ def _remote_sidecar(client, bucket: str, car_key: str) -> dict:
 def verify_copy(s3: S3Config, url: str) -> dict:
     """Re-read one offsite CAR: its bytes must hash to its sidecar's sha256."""
     bucket, key = parse_object_url(url)
-    errors, wrap = _s3_errors(s3, url)
-    try:
+    with s3_calls(s3, url):
         client = s3.client()
         sidecar = _remote_sidecar(client, bucket, key)
         size, sha = _read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
-    except errors as exc:
-        raise wrap(exc) from None
     if size != sidecar.get("size") or sha != sidecar["sha256"]:
         raise OffsiteError(f"{url} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
                            f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
@@ -265,9 +266,8 @@ def verify_copy(s3: S3Config, url: str) -> dict:
 
 def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
     """Every copy with its sidecar under the prefix, newest first."""
-    errors, wrap = _s3_errors(s3, f"listing {target.url(target.prefix)}")
     rows = []
-    try:
+    with s3_calls(s3, f"listing {target.url(target.prefix)}"):
         client = s3.client()
         objects = {}
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket,
@@ -283,8 +283,6 @@ def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
             rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
                          "size": objects.get(car_key),
                          "verified": "offsite" in sidecar and objects.get(car_key) == sidecar.get("size")})
-    except errors as exc:
-        raise wrap(exc) from None
     return sorted(rows, key=lambda r: (r["time"] or "", r["seq"] or 0), reverse=True)
 
 
@@ -299,25 +297,23 @@ def fetch(s3: S3Config, url: str, backups_dir: Path) -> Path:
     name = key.rsplit("/", 1)[-1]
     final = backups_dir / name
     tmp = backups_dir / f".{name}.{os.getpid()}.download"
-    errors, wrap = _s3_errors(s3, url)
     try:
-        client = s3.client()
-        sidecar = _remote_sidecar(client, bucket, key)
-        backups_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(tmp, "wb") as out:
-                size, sha = _read_back(client, bucket, key, f"downloading {name}", sink=out)
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:
-            raise WriteFailed(f"writing {tmp}: {exc.strerror or exc}") from None
-        if size != sidecar.get("size") or sha != sidecar["sha256"]:
-            raise OffsiteError(f"{url} downloaded as {size} bytes, sha256 {sha[:16]}…, but its sidecar says "
-                               f"{sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…: refused")
-        os.replace(tmp, final)
-        atomic_write_json(sidecar_path(final), {k: v for k, v in sidecar.items() if k != "offsite"})
-    except errors as exc:
-        raise wrap(exc) from None
+        with s3_calls(s3, url):
+            client = s3.client()
+            sidecar = _remote_sidecar(client, bucket, key)
+            backups_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(tmp, "wb") as out:
+                    size, sha = _read_back(client, bucket, key, f"downloading {name}", sink=out)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                raise WriteFailed(f"writing {tmp}: {exc.strerror or exc}") from None
+            if size != sidecar.get("size") or sha != sidecar["sha256"]:
+                raise OffsiteError(f"{url} downloaded as {size} bytes, sha256 {sha[:16]}…, but its sidecar says "
+                                   f"{sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…: refused")
+            os.replace(tmp, final)
+            atomic_write_json(sidecar_path(final), {k: v for k, v in sidecar.items() if k != "offsite"})
     finally:
         tmp.unlink(missing_ok=True)
     log(f"downloaded {url} to {final} ({size / 1e6:.1f} MB), sha256 matches its sidecar")
