@@ -184,9 +184,10 @@ def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
 
 @main.command("export-car")
 @click.argument("snapshot_cid", required=False)
+@click.option("--full", is_flag=True, help="A full CAR even when a delta of the newest backup would do.")
 @click.pass_obj
 @operation
-def export_car_cmd(obj: Ctx, snapshot_cid):
+def export_car_cmd(obj: Ctx, snapshot_cid, full):
     """Inventory, pin and export a snapshot (default: the newest); prints the CAR path.
 
     With ARKE_OFFSITE_URL set, the CAR then goes offsite (verified) too."""
@@ -194,7 +195,7 @@ def export_car_cmd(obj: Ctx, snapshot_cid):
     from .dr.pointer import current_snapshot
 
     with obj.client() as client:
-        result = backup(client, obj.settings, snapshot_cid or current_snapshot(client, obj.settings))
+        result = backup(client, obj.settings, snapshot_cid or current_snapshot(client, obj.settings), full=full)
     if result.inventory.removed:
         click.echo(f"warning: {result.inventory.removed} CIDs of the previous inventory are gone", err=True)
     if obj.settings.offsite_url:
@@ -321,6 +322,20 @@ def drill_cmd(obj: Ctx):
           "rpo_hours": round(result.backup_age_seconds / 3600, 2), "rpo_events": result.events_not_in_backup})
     if not result.ok:
         _fail(f"the newest backup does not restore as it should: {result.differences[0]}")
+
+
+@main.command("prune")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@click.pass_obj
+@operation
+def prune_cmd(obj: Ctx, dry_run):
+    """Delete old backups by the GFS policy (ARKE_KEEP_*), locally and offsite; never a base a kept delta needs."""
+    from .dr.offsite import S3Config
+    from .dr.retention import RetentionPolicy, prune
+
+    with obj.client() as client:
+        _out(prune(client, obj.settings, RetentionPolicy.from_env(), dry_run=dry_run,
+                   s3=S3Config.from_env() if obj.settings.offsite_url else None))
 
 
 @main.group()

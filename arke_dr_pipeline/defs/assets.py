@@ -157,14 +157,21 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
     })
 
 
-@arke_asset({"ipfs", "file"}, "2", deps=[pinned_set],
-        description="The CAR and its sidecar, verified as written, renamed into place last.")
-def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
+class CarConfig(dg.Config):
+    full: bool = Field(default=False, description="A full CAR even when a delta of the newest backup would do "
+                                                  "(fulls are also made when the chain is long: see README).")
+
+
+@arke_asset({"ipfs", "file"}, "3", deps=[pinned_set],
+            description="The CAR (a full, or a delta of the newest backup) and its sidecar, verified as "
+                        "written (a delta with the chain it extends), renamed into place last.")
+def car_file(context: dg.AssetExecutionContext, config: CarConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, seq = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
-        result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq))
+        result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq),
+                            full=config.full)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(result.car_path),
         "sidecar": dg.MetadataValue.path(result.sidecar_path),
@@ -173,6 +180,8 @@ def car_file(context: dg.AssetExecutionContext, kubo: KuboResource,
         "seq": result.seq, "bytes": result.size, "size": human_bytes(result.size), "blocks": result.block_count,
         "entities": result.entity_count, "events": result.event_count,
         "bytes_per_entity": round(result.size / max(result.entity_count, 1), 1),
+        "delta": int(result.kind == "delta"), "kind": dg.MetadataValue.text(result.kind),
+        "full_reason": dg.MetadataValue.text(result.full_reason or ""),
         "seconds": round(result.seconds, 3),
     })
 

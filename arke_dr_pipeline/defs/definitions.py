@@ -11,13 +11,14 @@ from .freshness import freshness_checks, freshness_job, hourly_freshness
 from .offsite import offsite_assets, offsite_checks
 from .resources import AlertResource, KuboResource, OffsiteResource, RestoreLock, StorageResource, from_env
 from .restore_job import restore_job
+from .retention import retention_assets
 
 kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_TRANSPORT"),
                     container_name=from_env("CONTAINER_NAME"))
 storage = StorageResource(snapshots_dir=from_env("SNAPSHOTS_DIR"), backups_dir=from_env("BACKUPS_DIR"),
                           index_pointer_path=from_env("INDEX_POINTER_PATH"))
 defs = dg.Definitions(
-    assets=backup_assets + offsite_assets + drill_assets,
+    assets=backup_assets + offsite_assets + retention_assets + drill_assets,
     asset_checks=backup_checks + freshness_checks + offsite_checks + drill_checks,
     jobs=[backup_job, snapshot_job, restore_job, freshness_job, drill_job],
     schedules=[daily_backup, hourly_freshness, weekly_drill],

@@ -32,10 +32,11 @@ def backup_lock(settings: Settings, *, wait: bool = True):
     return reading_archive(settings.lock_dir, "backup", wait=wait)
 
 
-def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: bool = True) -> BackupResult:
+def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: bool = True,
+           full: bool = False) -> BackupResult:
     """The whole backup of `snapshot_cid`: the snapshot it was handed, never a re-read pointer."""
     with backup_lock(settings, wait=wait):
         inv = build_inventory(client, settings, snapshot_cid)
         pins = pin_set(client, snapshot_cid, inv.path)
-        car = export_car(client, settings, snapshot_cid, inventory=inv.path)
+        car = export_car(client, settings, snapshot_cid, inventory=inv.path, full=full)
     return BackupResult(inventory=inv, pins=pins, car=car)

@@ -18,6 +18,7 @@ from ..arke.snapshot_codec import decode_snapshot
 from ..ipld.car import CarError, CarReader, CarWriter
 from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
+from .chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, verify_chain, write_delta
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
@@ -27,7 +28,7 @@ from .pointer import current_snapshot
 from .progress import log
 from .report import BackupReport
 from .traverse import checked_stream
-from .verify import verify_car
+from .verify import read_sidecar, verify_car
 
 
 @dataclass(kw_only=True)
@@ -43,16 +44,22 @@ class ExportResult:
     event_count: int
     seconds: float
     sidecar: dict
+    kind: str = "full"
+    full_reason: str | None = None
 
 
 def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None = None,
-               *, inventory: str | os.PathLike | None = None) -> ExportResult:
+               *, inventory: str | os.PathLike | None = None, full: bool = False,
+               policy: ChainPolicy | None = None) -> ExportResult:
     """The CAR of one snapshot, verified, with its sidecar; the rename comes last.
 
     With an inventory, the CAR its pass staged is verified again offline (a
     second read of the node would double the export's time) and renamed into
     place; without one, or when the staged CAR is missing or not that
-    inventory's, the blocks are read from the node.
+    inventory's, the blocks are read from the node. With an inventory, and
+    unless `full` or the chain policy asks for a full (dr/chains.py), the CAR
+    is a delta of the newest backup: only the blocks its inventory adds,
+    verified with the chain it extends.
     """
     started = time.monotonic()
     snapshot_cid = snapshot_cid or current_snapshot(client, settings)
@@ -61,6 +68,10 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                           split_cid(parse_cid(snapshot_cid))[1]).seq
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"arke-{seq}-{stamp}"
+    n = 1
+    while (settings.backups_dir / f"{name}.car").exists():  # two backups of one seq in one second
+        n += 1
+        name = f"arke-{seq}-{stamp}-{n}"
     final = settings.backups_dir / f"{name}.car"
     staged = staging_car_path(settings.backups_dir, seq)
     source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
@@ -77,20 +88,49 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
             source.unlink()
             raise BackupInvalid(root, f"the CAR holds {len(cids)} blocks, not the inventory's "
                                       "(or not the same ones)")
-    sidecar = report.to_sidecar(timestamp=stamp, file=final.name,
-                                inventory=os.path.basename(inventory) if inventory else None,
-                                tool=f"arke-dr-pipeline {__version__}")
+    extra = {"inventory": os.path.basename(inventory) if inventory else None,
+             "tool": f"arke-dr-pipeline {__version__}"}
+    base = None if full or inventory is None else newest_base(settings.backups_dir)
+    reason = "asked for" if full else ("no inventory" if inventory is None else
+                                       full_due(base, policy or ChainPolicy.from_env()))
     try:
+        if reason is None:
+            source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra)
+        sidecar = report.to_sidecar(timestamp=stamp, file=final.name, kind="full" if reason else "delta",
+                                    **({"full_reason": reason} if reason else {}), **extra)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(source, final)
     finally:
         source.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
     seconds = time.monotonic() - started
-    log(f"exported {final} ({report.size / 1e6:.1f} MB, {report.block_count} blocks) in {seconds:.1f}s")
+    log(f"exported {final} ({'full: ' + reason if reason else 'delta of ' + base.name}; "
+        f"{report.size / 1e6:.1f} MB, {sidecar['block_count']} blocks) in {seconds:.1f}s")
     return ExportResult(car_path=str(final), sidecar_path=str(settings.backups_dir / f"{name}.json"),
                         snapshot_cid=snapshot_cid, seq=seq, size=report.size, sha256=report.sha256,
-                        block_count=report.block_count, entity_count=report.entity_count,
-                        event_count=report.event_count, seconds=seconds, sidecar=sidecar)
+                        block_count=sidecar["block_count"], entity_count=report.entity_count,
+                        event_count=report.event_count, seconds=seconds, sidecar=sidecar,
+                        kind=sidecar["kind"], full_reason=reason)
+
+
+def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path, snapshot_cid: str, name: str,
+              extra: dict) -> tuple[Path, BackupReport, dict]:
+    """The delta CAR beside the full one, verified with the chain it extends; the full one is dropped."""
+    base_sidecar = read_sidecar(base) or {}
+    keep = added_cids(inventory, base.parent / base_sidecar["inventory"])
+    delta = full_car.with_name(f".{name}.delta.car")
+    try:
+        size, sha, count = write_delta(full_car, delta, keep)
+        chain = chain_of(base)
+        verify_chain([*chain, delta], snapshot_cid=snapshot_cid)
+    except BaseException:
+        delta.unlink(missing_ok=True)
+        raise
+    full_car.unlink(missing_ok=True)
+    extra = {**extra, "base": {"file": base.name, "seq": base_sidecar.get("seq"),
+                               "sha256": base_sidecar.get("sha256")},
+             "chain_length": len(chain), "chain_block_count": report.block_count, "delta_block_count": count}
+    return delta, report.with_car(size=size, sha256=sha), extra
 
 
 def _same(cids: list[str], inventory: str | os.PathLike) -> bool:

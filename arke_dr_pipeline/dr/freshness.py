@@ -34,8 +34,8 @@ class Freshness:
 
 
 def newest_backup(backups_dir: Path) -> tuple[Path, dict] | None:
-    """The newest CAR that has its sidecar, by the sidecar's timestamp."""
-    best: tuple[str, Path, dict] | None = None
+    """The newest CAR that has its sidecar, by the sidecar's timestamp, then seq (two in one second)."""
+    best: tuple[tuple[str, int], Path, dict] | None = None
     for sidecar in backups_dir.glob("arke-*.json"):
         car = sidecar.with_suffix(".car")
         try:
@@ -45,8 +45,9 @@ def newest_backup(backups_dir: Path) -> tuple[Path, dict] | None:
         stamp = meta.get("timestamp") if isinstance(meta, dict) else None
         if not isinstance(stamp, str) or not car.is_file():
             continue
-        if best is None or stamp > best[0]:
-            best = (stamp, car, meta)
+        seq = meta.get("seq") if isinstance(meta.get("seq"), int) else -1
+        if best is None or (stamp, seq) > best[0]:
+            best = ((stamp, seq), car, meta)
     return None if best is None else (best[1], best[2])
 
 

@@ -317,4 +317,10 @@ def fetch(s3: S3Config, url: str, backups_dir: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     log(f"downloaded {url} to {final} ({size / 1e6:.1f} MB), sha256 matches its sidecar")
+    base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
+    if isinstance(base, dict) and isinstance(base.get("file"), str) and "/" not in base["file"]:
+        have = backups_dir / base["file"]
+        if not (have.is_file() and (read_sidecar(have) or {}).get("sha256") == base.get("sha256")):
+            fetch(s3, f"s3://{bucket}/{key.rsplit('/', 1)[0] + '/' if '/' in key else ''}{base['file']}",
+                  backups_dir)  # the chain a delta extends, from the same prefix
     return final

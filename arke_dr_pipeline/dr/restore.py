@@ -11,6 +11,7 @@ runs beside it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from ..errors import ArkeDrError
 from ..ipld.car import CarReader
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
+from .chains import resolve
 from .config import Settings
 from .dagcheck import BackupInvalid
 from .files import atomic_write_json
@@ -52,6 +54,7 @@ class RestorePlan:
     snapshot_cid: str
     report: BackupReport
     entries: list
+    chain: list[Path]
 
 
 def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None,
@@ -64,7 +67,8 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
         chosen = sidecar.get("snapshot_cid") if sidecar else None
     report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
     entries = sorted(check.entries_of(parse_cid(report.snapshot_cid)), key=lambda e: e.pi)
-    return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries)
+    return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries,
+                       chain=resolve(car))
 
 
 def target_pointer(plan: RestorePlan) -> dict:
@@ -113,6 +117,18 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
     root would walk the same DAG a second time."""
     report = plan.report
     big = report.big_blocks > 0
+    if len(plan.chain) > 1:
+        # a chain: our own CARv1 files, full first; each import adds what the one before lacks
+        log(f"importing {plan.car.name} and the {len(plan.chain) - 1} backups it extends "
+            f"({report.block_count} blocks)")
+        for car in plan.chain:
+            if transport is not None:
+                transport.dag_import(car, allow_big_block=big)
+            else:
+                client.dag_import(_file_chunks(car), pin_roots=False, allow_big_block=big)
+        pin_cover(client, itertools.chain.from_iterable(car_cids(c) for c in plan.chain),
+                  name=f"arke-dr {plan.snapshot_cid}")
+        return
     log(f"importing {plan.car.name} ({report.block_count} blocks"
         f"{', CARv2 unwrapped' if report.version == 2 else ''})")
     if transport is not None:
@@ -121,6 +137,12 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
     else:
         client.dag_import(car_v1_chunks(plan), pin_roots=False, allow_big_block=big)
     pin_cover(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}")
+
+
+def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
 
 
 def car_v1_chunks(plan: RestorePlan, size: int = 1 << 20) -> Iterator[bytes]:

@@ -60,8 +60,14 @@ def _shown(path) -> str:
 
 def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq: int | None = None,
                use_sidecar: bool = True) -> tuple[BackupReport, DagCheck]:
-    """Check a CAR completely; (report, the check's state). Raises BackupInvalid."""
+    """Check a CAR completely; (report, the check's state). Raises BackupInvalid.
+
+    A delta (its sidecar says so) is checked with the chain it extends."""
     car = car_file(path)
+    if use_sidecar and (read_sidecar(car) or {}).get("kind") == "delta":
+        from .chains import chain_of, verify_chain
+
+        return verify_chain(chain_of(car), snapshot_cid=snapshot_cid, seq=seq)
     size = car.stat().st_size
     try:
         target = parse_cid(snapshot_cid) if snapshot_cid else None

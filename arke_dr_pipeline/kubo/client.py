@@ -306,6 +306,14 @@ class KuboClient:
             raise
         return {k: v["Type"] for k, v in out.get("Keys", {}).items()}
 
+    def pin_names(self) -> dict[str, str]:
+        """{cid: name} of every named recursive pin."""
+        out = self.json("pin/ls", None, {"type": "recursive", "names": True})
+        return {k: v.get("Name", "") for k, v in out.get("Keys", {}).items() if v.get("Name")}
+
+    def pin_rm(self, cid: CidLike) -> None:
+        self.request("pin/rm", cid, {"recursive": True}, timeout=self.long_timeout)
+
     def files_read(self, path: str) -> bytes:
         return self.request("files/read", path).content
 

@@ -1,0 +1,36 @@
+"""Retention as the last asset of a backup: the GFS policy applied to the
+local folder and the offsite prefix, and old pin covers removed."""
+
+from dataclasses import replace
+
+import dagster as dg
+
+from ..dr.retention import RetentionPolicy, prune
+from .assets import arke_asset, human_bytes
+from .offsite import offsite_copy
+from .resources import KuboResource, OffsiteResource, StorageResource
+
+
+@arke_asset({"file", "s3"}, "1", deps=[offsite_copy],
+            description="Old backups deleted by the GFS policy (ARKE_KEEP_LAST/DAILY/WEEKLY/MONTHLY), locally "
+                        "and offsite, never a base a kept delta needs; old pin covers removed.")
+def retention(context: dg.AssetExecutionContext, kubo: KuboResource, storage: StorageResource,
+              offsite: OffsiteResource) -> dg.MaterializeResult:
+    settings = storage.settings(kubo)
+    if offsite.target_url():
+        settings = replace(settings, offsite_url=offsite.target_url())
+    with kubo.client() as client:
+        out = prune(client, settings, RetentionPolicy.from_env(), s3=offsite.s3() if settings.offsite_url else None)
+    local, remote = out["local"], out.get("offsite", {})
+    for name in local["deleted"] + remote.get("deleted", []):
+        context.log.info(f"deleted {name}")
+    freed = local["bytes_freed"] + remote.get("bytes_freed", 0)
+    return dg.MaterializeResult(metadata={
+        "kept": local["kept"], "deleted": len(local["deleted"]), "bytes_freed": local["bytes_freed"],
+        "offsite_kept": remote.get("kept", 0), "offsite_deleted": len(remote.get("deleted", [])),
+        "offsite_bytes_freed": remote.get("bytes_freed", 0), "freed": human_bytes(freed),
+        "pins_removed": out.get("pins_removed", 0),
+    })
+
+
+retention_assets = [retention]

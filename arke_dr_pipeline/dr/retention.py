@@ -1,0 +1,220 @@
+"""Retention: old backups pruned by a GFS policy, locally and offsite,
+without ever leaving a listed backup unrestorable.
+
+Kept: the newest `last` backups, and the newest backup of each of the
+newest `daily` days, `weekly` ISO weeks and `monthly` months; then, for
+every kept delta, every backup its chain needs. Defaults (7, 14, 8, 12):
+a week of everything, two weeks of dailies, two months of weeklies, a year
+of monthlies — the Velero/restic shape, sized for a daily schedule.
+
+Order of deletion: a backup is listed by its sidecar, so each deleted
+backup loses its sidecar first (renamed to a `.pruning` marker: unlisted,
+and remembered, so a prune cut short here is finished by the next one),
+then its CAR, then the marker; inventories no kept backup names go last. Backups are deleted newest first, so a
+delta always goes before the base it extends: at every moment, every backup
+still listed has its whole chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import BadInput
+from ..kubo.client import KuboClient
+from .freshness import STAMP
+from .progress import log
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPolicy:
+    last: int = 7
+    daily: int = 14
+    weekly: int = 8
+    monthly: int = 12
+
+    @classmethod
+    def from_env(cls, env=None) -> RetentionPolicy:
+        env = os.environ if env is None else env
+        values = {}
+        for name in ("last", "daily", "weekly", "monthly"):
+            raw = env.get(f"ARKE_KEEP_{name.upper()}")
+            if raw:
+                if not raw.isdigit():
+                    raise BadInput(f"ARKE_KEEP_{name.upper()} must be a whole number, got {raw!r}")
+                values[name] = int(raw)
+        policy = cls(**values)
+        if policy.last < 1:
+            raise BadInput("ARKE_KEEP_LAST must be at least 1: the newest backup is always kept")
+        return policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backup:
+    name: str
+    time: datetime
+    seq: int
+    kind: str
+    base: str | None
+    size: int
+    inventory: str | None
+
+
+@dataclass(kw_only=True)
+class PruneResult:
+    kept: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+
+def backup_of(name: str, sidecar: dict) -> Backup | None:
+    try:
+        when = datetime.strptime(sidecar["timestamp"], STAMP).replace(tzinfo=UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+    base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
+    return Backup(name=name, time=when, seq=int(sidecar.get("seq") or 0), kind=sidecar.get("kind", "full"),
+                  base=base.get("file") if isinstance(base, dict) else None, size=int(sidecar.get("size") or 0),
+                  inventory=sidecar.get("inventory"))
+
+
+def choose(backups: list[Backup], policy: RetentionPolicy) -> set[str]:
+    """The names to keep: the GFS picks, closed over the chains they need."""
+    ordered = sorted(backups, key=lambda b: (b.time, b.seq), reverse=True)
+    keep = {b.name for b in ordered[:policy.last]}
+    for count, bucket in ((policy.daily, lambda t: t.date()), (policy.weekly, lambda t: t.isocalendar()[:2]),
+                          (policy.monthly, lambda t: (t.year, t.month))):
+        seen: list = []
+        for b in ordered:
+            key = bucket(b.time)
+            if key not in seen:
+                if len(seen) == count:
+                    break
+                seen.append(key)
+                keep.add(b.name)
+    by_name = {b.name: b for b in backups}
+    for name in list(keep):
+        cur = by_name.get(name)
+        while cur is not None and cur.base:
+            keep.add(cur.base)
+            cur = by_name.get(cur.base)
+    return keep
+
+
+def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
+    if not dry_run:
+        _finish_interrupted(backups_dir)
+    listed = []
+    for sidecar in backups_dir.glob("arke-*.json"):
+        car = sidecar.with_suffix(".car")
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            continue
+        b = backup_of(car.name, meta) if isinstance(meta, dict) and car.is_file() else None
+        if b is not None:
+            listed.append(b)
+    keep = choose(listed, policy)
+    result = PruneResult(kept=sorted(keep), dry_run=dry_run)
+    doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True)
+    for b in doomed:
+        car = backups_dir / b.name
+        result.deleted.append(b.name)
+        result.bytes_freed += car.stat().st_size
+        if not dry_run:
+            marker = car.with_suffix(".json.pruning")
+            car.with_suffix(".json").rename(marker)  # unlisted first, and remembered
+            car.unlink(missing_ok=True)
+            marker.unlink()
+    needed = {b.inventory for b in listed if b.name in keep and b.inventory}
+    newest = max((p for p in backups_dir.glob("arke-*.inventory.tsv")), default=None,
+                 key=lambda p: _seq_of(p.name))
+    for inv in backups_dir.glob("arke-*.inventory.tsv"):
+        if inv.name not in needed and inv != newest:
+            result.bytes_freed += inv.stat().st_size
+            if not dry_run:
+                inv.unlink(missing_ok=True)
+    log(f"prune {backups_dir}: keep {len(keep)}, delete {len(doomed)}"
+        f"{' (dry run)' if dry_run else ''}, {result.bytes_freed / 1e6:.1f} MB")
+    return result
+
+
+def _finish_interrupted(backups_dir: Path) -> None:
+    """A prune cut short between unlisting a backup and deleting its CAR left a marker: finish it."""
+    for marker in backups_dir.glob("arke-*.json.pruning"):
+        (backups_dir / (marker.name[: -len(".json.pruning")] + ".car")).unlink(missing_ok=True)
+        marker.unlink()
+
+
+def _seq_of(name: str) -> int:
+    try:
+        return int(name.split("-")[1].split(".")[0])
+    except (IndexError, ValueError):
+        return -1
+
+
+def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
+    """The same policy on the offsite prefix: sidecar object, then CAR, then inventory."""
+    from .offsite import s3_calls
+
+    with s3_calls(s3, f"pruning {target.url(target.prefix)}"):
+        client = s3.client()
+        objects: dict[str, int] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket,
+                                                                     Prefix=target.key("arke-")):
+            for obj in page.get("Contents", []):
+                objects[obj["Key"]] = obj["Size"]
+        listed = []
+        for key in objects:
+            if key.endswith(".json") and key[:-5] + ".car" in objects:
+                meta = json.loads(client.get_object(Bucket=target.bucket, Key=key)["Body"].read(1 << 20))
+                b = backup_of(key.rsplit("/", 1)[-1][:-5] + ".car", meta) if isinstance(meta, dict) else None
+                if b is not None:
+                    listed.append(b)
+        keep = choose(listed, policy)
+        result = PruneResult(kept=sorted(keep), dry_run=dry_run)
+        for b in sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True):
+            stem = target.key(b.name[:-4])
+            result.deleted.append(b.name)
+            result.bytes_freed += objects.get(stem + ".car", 0) + objects.get(stem + ".inventory.tsv", 0)
+            if not dry_run:
+                for suffix in (".json", ".car", ".inventory.tsv"):
+                    client.delete_object(Bucket=target.bucket, Key=stem + suffix)
+    return result
+
+
+def unpin_old_covers(client: KuboClient, newest_snapshot_cid: str) -> int:
+    """Pin covers of older snapshots: the newest cover names every block they name (the
+    newest snapshot reaches every older one through `prev_snapshot`)."""
+    keep = f"arke-dr {newest_snapshot_cid}"
+    names = client.pin_names()
+    if keep not in names.values():
+        return 0  # never unpin before the newest cover is there
+    removed = 0
+    for cid, name in names.items():
+        if name.startswith("arke-dr ") and name != keep:
+            client.pin_rm(cid)
+            removed += 1
+    return removed
+
+
+def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=None,
+          dry_run: bool = False) -> dict:
+    """The whole retention pass: the local folder, the offsite prefix when configured, then old pins."""
+    from .freshness import newest_backup
+    from .offsite import OffsiteTarget
+
+    local = prune_local(settings.backups_dir, policy, dry_run=dry_run)
+    out = {"dry_run": dry_run, "local": {"kept": len(local.kept), "deleted": local.deleted,
+                                         "bytes_freed": local.bytes_freed}}
+    if settings.offsite_url and s3 is not None:
+        remote = prune_offsite(s3, OffsiteTarget.parse(settings.offsite_url), policy, dry_run=dry_run)
+        out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed}
+    newest = newest_backup(settings.backups_dir)
+    if client is not None and newest is not None and not dry_run:
+        out["pins_removed"] = unpin_old_covers(client, newest[1]["snapshot_cid"])
+    return out
