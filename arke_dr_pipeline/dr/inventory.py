@@ -7,6 +7,7 @@ merge, and the CAR is checked against it block for block.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +26,16 @@ from .traverse import checked_stream
 
 
 def _drop_stale_staging(settings: Settings) -> None:
-    """Staged CARs whose export never ran: each is as big as a backup."""
-    for p in settings.backups_dir.glob(".arke-*.staging.car*"):
-        p.unlink(missing_ok=True)
+    """CARs a killed backup was writing (staged, full or delta under its temporary
+    name): each is as big as a backup, and none is listed. Under the backup
+    lock no other backup is writing one."""
+    for p in settings.backups_dir.glob(".arke-*"):
+        name = p.name.removesuffix(".partial")
+        if name.endswith((".staging.car", ".delta.car")) or _EXPORT_TEMP.match(name):
+            p.unlink(missing_ok=True)
+
+
+_EXPORT_TEMP = re.compile(r"^\.arke-\d+-\d{8}T\d{6}Z(-\d+)?\.car$")
 
 
 @dataclass(kw_only=True)

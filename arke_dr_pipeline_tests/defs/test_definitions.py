@@ -41,7 +41,8 @@ def check_results(result):
 def test_definitions_load_everything():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
-        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy", "restore_drill"}
+        "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy", "retention",
+        "restore_drill"}
     assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job",
                                                                      "freshness_job", "drill_job"}
     assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert", "drill_after_backup"}
@@ -137,7 +138,7 @@ def test_dg_sees_a_project_whose_definitions_load():
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert {a["asset_key"] for a in json.loads(listed.stdout)["assets"]} == {
         "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy",
-        "restore_drill"}
+        "retention", "restore_drill"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "/etc/hostname"])
@@ -177,3 +178,20 @@ def test_restore_job_refuses_odd_paths_in_one_line(client, settings, bad, says):
         resources=resources(settings), raise_on_error=False)
     failure = result.failure_data_for_node("verify_backup").user_failure_data.description
     assert says in failure and "\n" not in failure
+
+
+def test_a_second_backup_job_writes_a_delta_and_retention_keeps_its_chain(client, settings, monkeypatch):
+    generate(client, settings, GenSpec(entities=25, seed=14, image_fraction=0.0, shape="api"))
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_backup(settings, instance).success
+    ArchiveWriter(client, settings).run(6)
+    monkeypatch.setenv("ARKE_KEEP_LAST", "1")
+    monkeypatch.setenv("ARKE_KEEP_DAILY", "0")
+    monkeypatch.setenv("ARKE_KEEP_WEEKLY", "0")
+    monkeypatch.setenv("ARKE_KEEP_MONTHLY", "0")
+    result = run_backup(settings, instance)
+    assert result.success and all(check_results(result).values())
+    car = result.asset_materializations_for_node("car_file")[0].metadata
+    assert car["kind"].value == "delta" and car["delta"].value == 1
+    kept = result.asset_materializations_for_node("retention")[0].metadata
+    assert kept["kept"].value == 2 and kept["deleted"].value == 0  # the delta needs its full

@@ -126,7 +126,7 @@ def test_webserver_lists_the_project(dagster_env):
     assets = {"/".join(a["assetKey"]["path"]): [c["name"] for c in a["assetChecksOrError"]["checks"]]
               for a in data["assetNodes"]}
     assert set(assets) == {"event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file",
-                           "offsite_copy", "restore_drill"}
+                           "offsite_copy", "retention", "restore_drill"}
     assert assets["offsite_copy"] == ["offsite_matches_local"] and assets["restore_drill"] == ["latest_backup_restores"]
     assert sorted(assets["snapshot"]) == ["cids_valid", "no_duplicate_pis", "under_500_bytes_per_entity"]
     assert sorted(assets["cid_inventory"]) == ["inventory_complete", "inventory_only_grows"]

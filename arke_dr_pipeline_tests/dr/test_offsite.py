@@ -1,6 +1,7 @@
 """Offsite copies against a real S3 server (versitygw) the suite builds and starts:
 the nuclear test from the bucket alone, and every fault one line, nothing lost."""
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from arke_dr_pipeline.dr.offsite import (
     upload_backup,
     verify_copy,
 )
+from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -226,3 +228,30 @@ def test_backup_job_copies_offsite_and_checks_the_copy(s3, bucket, client, setti
     assert meta["car_key"].value.startswith(f"s3://{bucket}/dagster/arke-")
     assert SECRET not in str({k: v.value for k, v in meta.items()})
     assert verify_copy(config(s3), meta["car_key"].value)["verified"]
+
+
+def test_a_delta_restores_from_offsite_with_its_chain_and_prune_keeps_chains(fresh_kubo, tmp_path, s3, bucket):
+    from arke_dr_pipeline.dr.retention import RetentionPolicy, prune_offsite
+    from arke_dr_pipeline.simulate.writer import ArchiveWriter
+    from arke_dr_pipeline_tests.helpers import dump_digest
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    target = OffsiteTarget(bucket, "chain")
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=60, seed=21, image_fraction=0.05, shape="api"))
+        cars = []
+        for _ in range(3):
+            cars.append(backup(client, settings))
+            upload_backup(config(s3), target, cars[-1])
+            ArchiveWriter(client, settings, seed=len(cars)).run(10)
+        expected = dump_digest(client, settings, cars[-1])
+    assert [json.loads(c.with_suffix(".json").read_text())["kind"] for c in cars] == ["full", "delta", "delta"]
+    shutil.rmtree(settings.backups_dir)
+    fresh_kubo.wipe()
+    settings = replace(settings, api_url=fresh_kubo.api_url)
+    with KuboClient(fresh_kubo.api_url) as client:
+        restore(client, settings, fetch(config(s3), target.url(target.key(cars[-1].name)), settings.backups_dir))
+        assert dump_digest(client, settings) == expected
+    assert {p.name for p in settings.backups_dir.glob("arke-*.car")} == {c.name for c in cars}
+    kept = prune_offsite(config(s3), target, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))
+    assert set(kept.kept) == {c.name for c in cars} and kept.deleted == []  # the newest delta needs them all
