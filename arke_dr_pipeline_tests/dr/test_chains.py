@@ -102,3 +102,27 @@ def test_a_full_when_asked_or_when_the_chain_is_long(client, settings):
     sidecars = sorted(settings.backups_dir.glob("arke-*.json"))
     assert [json.loads(p.read_text())["kind"] for p in sidecars] == [k for k, _ in kinds]
     assert not list(settings.backups_dir.glob(".*")), "a staged or temporary file was left behind"
+
+
+def test_a_delta_killed_midway_lists_nothing_and_the_next_run_completes(client, settings, monkeypatch):
+    from arke_dr_pipeline.dr import export
+
+    generate(client, settings, GenSpec(entities=30, seed=9, image_fraction=0.0, shape="api"))
+    full = _backup(client, settings)
+    ArchiveWriter(client, settings, seed=2).run(5)
+
+    def killed(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "verify_chain", killed)  # after the delta CAR is written, before its sidecar
+    with pytest.raises(KeyboardInterrupt):
+        _backup(client, settings)
+    monkeypatch.undo()
+    assert [p.name for p in settings.backups_dir.glob("arke-*.json")] == [_path(full).with_suffix(".json").name]
+    leftovers = [settings.backups_dir / ".arke-2-20261129T000000Z.delta.car", settings.backups_dir /
+                 ".arke-2.staging.car", settings.backups_dir / ".arke-2-20261129T000000Z.car"]
+    for p in leftovers:  # what a SIGKILL would have left
+        p.write_bytes(b"x" * 1000)
+    delta = _backup(client, settings)
+    assert delta.kind == "delta" and verify_car(delta.car_path)[0].snapshot_cid == delta.snapshot_cid
+    assert not any(p.exists() for p in leftovers)
