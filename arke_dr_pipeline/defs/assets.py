@@ -68,7 +68,7 @@ class SnapshotConfig(dg.Config):
 
 
 @arke_asset({"ipfs"}, "2", deps=[event_chain_head],
-        description="The newest version of every entity, built incrementally from the chain.")
+            description="The newest version of every entity, built incrementally from the chain.")
 def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
@@ -143,7 +143,7 @@ def handed(instance: dg.DagsterInstance) -> tuple[str, int]:
 
 
 @arke_asset({"ipfs"}, "2", deps=[cid_inventory],
-        description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
+            description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
 def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)

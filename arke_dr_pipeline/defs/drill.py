@@ -15,8 +15,8 @@ from .resources import KuboResource, OffsiteResource, StorageResource
 
 
 @arke_asset({"ipfs", "s3"}, "1", deps=[car_file], group_name="drill",
-        description="The newest backup restored onto a scratch node (offsite copy first) and compared, by "
-                    "logical dump, with the source as of the backup's snapshot; RTO and RPO as metadata.")
+            description="The newest backup restored onto a scratch node (offsite copy first) and compared, by "
+                        "logical dump, with the source as of the backup's snapshot; RTO and RPO as metadata.")
 def restore_drill(context: dg.AssetExecutionContext, kubo: KuboResource, storage: StorageResource,
                   offsite: OffsiteResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)

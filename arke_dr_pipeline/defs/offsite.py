@@ -21,8 +21,8 @@ def _handed_car(instance: dg.DagsterInstance) -> str:
 
 
 @arke_asset({"s3", "file"}, "1", deps=[car_file],
-        description="The CAR, its inventory and its sidecar on S3-compatible storage, the copy read back "
-                    "and hashed before the sidecar goes up.")
+            description="The CAR, its inventory and its sidecar on S3-compatible storage, the copy read back "
+                        "and hashed before the sidecar goes up.")
 def offsite_copy(context: dg.AssetExecutionContext, offsite: OffsiteResource) -> dg.MaterializeResult:
     url = offsite.target_url()
     if not url:
