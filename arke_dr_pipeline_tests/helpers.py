@@ -9,15 +9,16 @@ import threading
 from pathlib import Path
 
 from arke_dr_pipeline.arke.models import Manifest
+from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr import restore as restore_mod
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.config import Settings
 from arke_dr_pipeline.dr.dump import dump
 from arke_dr_pipeline.dr.pointer import require_pointer
-from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
 from arke_dr_pipeline.dr.tips import read_tips
-from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 from arke_dr_pipeline.ipld.links import dag_cbor_links
 from arke_dr_pipeline.kubo.client import KuboClient
 
@@ -59,6 +60,18 @@ def dump_digest(client: KuboClient, settings: Settings, car: Path | None = None)
     at = json.loads(car.with_suffix(".json").read_text())["snapshot_cid"] if car else None
     with tempfile.TemporaryDirectory() as tmp:
         return dump(client, settings, Path(tmp) / "dump", at_snapshot=at).sha256
+
+
+def lossy_snapshot(client: KuboClient, snapshot_cid: str, drop: int):
+    """A snapshot after `snapshot_cid` that lost its `drop`-th entity (by PI): (its CID, the lost entry)."""
+    header, entries = load_snapshot(client, snapshot_cid)
+    kept = sorted(entries.values(), key=lambda e: e.pi)
+    lost = kept.pop(drop)
+    root, blocks = encode_snapshot(seq=header.seq + 1, ts=header.ts, event_cid=header.event_cid,
+                                   prev_snapshot=parse_cid(snapshot_cid), entries=kept)
+    for _, data in blocks:
+        client.block_put(data, cid_codec="dag-json")
+    return cid_str(root), lost
 
 
 def backup(client: KuboClient, settings: Settings) -> Path:

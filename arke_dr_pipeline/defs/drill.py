@@ -4,7 +4,6 @@ blocking check fails on any difference, naming the first, and the failure
 sensor alerts."""
 
 import os
-from dataclasses import replace
 
 import dagster as dg
 
@@ -19,9 +18,7 @@ from .resources import KuboResource, OffsiteResource, StorageResource
                         "logical dump, with the source as of the backup's snapshot; RTO and RPO as metadata.")
 def restore_drill(context: dg.AssetExecutionContext, kubo: KuboResource, storage: StorageResource,
                   offsite: OffsiteResource) -> dg.MaterializeResult:
-    settings = storage.settings(kubo)
-    if offsite.target_url():
-        settings = replace(settings, offsite_url=offsite.target_url())
+    settings = offsite.applied_to(storage.settings(kubo))
     with kubo.client() as client:
         result = drill(client, settings, s3=offsite.s3())
     for line in result.differences:

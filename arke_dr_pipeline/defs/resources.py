@@ -95,6 +95,11 @@ class OffsiteResource(dg.ConfigurableResource):
     def target_url(self) -> str | None:
         return self.url or Settings.from_env().offsite_url
 
+    def applied_to(self, settings: Settings) -> Settings:
+        """`settings` with this resource's offsite URL, when it has one."""
+        url = self.target_url()
+        return replace(settings, offsite_url=url) if url else settings
+
     def s3(self):
         from ..dr.offsite import S3Config
 

@@ -1,7 +1,6 @@
 """Retention as the last asset of a backup: the GFS policy applied to the
 local folder and the offsite prefix, and old pin covers removed."""
 
-from dataclasses import replace
 
 import dagster as dg
 
@@ -16,9 +15,7 @@ from .resources import KuboResource, OffsiteResource, StorageResource
                         "and offsite, never a base a kept delta needs; old pin covers removed.")
 def retention(context: dg.AssetExecutionContext, kubo: KuboResource, storage: StorageResource,
               offsite: OffsiteResource) -> dg.MaterializeResult:
-    settings = storage.settings(kubo)
-    if offsite.target_url():
-        settings = replace(settings, offsite_url=offsite.target_url())
+    settings = offsite.applied_to(storage.settings(kubo))
     with kubo.client() as client:
         out = prune(client, settings, RetentionPolicy.from_env(), s3=offsite.s3() if settings.offsite_url else None)
     local, remote = out["local"], out.get("offsite", {})

@@ -10,6 +10,7 @@ verified, before the rename), so a half-written backup never looks fresh.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,17 +34,24 @@ class Freshness:
         return max(self.events_on_node - self.events_in_backup, 0)
 
 
-def newest_backup(backups_dir: Path) -> tuple[Path, dict] | None:
-    """The newest CAR that has its sidecar, by the sidecar's timestamp, then seq (two in one second)."""
-    best: tuple[tuple[str, int], Path, dict] | None = None
+def listed_backups(backups_dir: Path) -> Iterator[tuple[Path, dict]]:
+    """(CAR, sidecar) of every backup the folder lists: a CAR with a readable sidecar."""
     for sidecar in backups_dir.glob("arke-*.json"):
         car = sidecar.with_suffix(".car")
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             continue
-        stamp = meta.get("timestamp") if isinstance(meta, dict) else None
-        if not isinstance(stamp, str) or not car.is_file():
+        if isinstance(meta, dict) and car.is_file():
+            yield car, meta
+
+
+def newest_backup(backups_dir: Path) -> tuple[Path, dict] | None:
+    """The newest CAR that has its sidecar, by the sidecar's timestamp, then seq (two in one second)."""
+    best: tuple[tuple[str, int], Path, dict] | None = None
+    for car, meta in listed_backups(backups_dir):
+        stamp = meta.get("timestamp")
+        if not isinstance(stamp, str):
             continue
         seq = meta.get("seq") if isinstance(meta.get("seq"), int) else -1
         if best is None or (stamp, seq) > best[0]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..kubo.client import KuboClient
-from .freshness import STAMP
+from .freshness import STAMP, listed_backups
 from .progress import log
 
 
@@ -108,16 +108,7 @@ def choose(backups: list[Backup], policy: RetentionPolicy) -> set[str]:
 def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
     if not dry_run:
         _finish_interrupted(backups_dir)
-    listed = []
-    for sidecar in backups_dir.glob("arke-*.json"):
-        car = sidecar.with_suffix(".car")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
-            continue
-        b = backup_of(car.name, meta) if isinstance(meta, dict) and car.is_file() else None
-        if b is not None:
-            listed.append(b)
+    listed = [b for car, meta in listed_backups(backups_dir) if (b := backup_of(car.name, meta)) is not None]
     keep = choose(listed, policy)
     result = PruneResult(kept=sorted(keep), dry_run=dry_run)
     doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True)

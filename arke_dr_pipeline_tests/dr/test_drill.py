@@ -9,15 +9,14 @@ import sys
 import time
 
 from arke_dr_pipeline.arke.models import tip_relpath
-from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.drill import drill, drills_dir
 from arke_dr_pipeline.dr.dump import dump
-from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.ipld.car import CarReader
-from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
+from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
-from arke_dr_pipeline_tests.helpers import backup
+from arke_dr_pipeline_tests.helpers import backup, lossy_snapshot
 
 
 def cli_env(kubo, settings) -> dict:
@@ -58,15 +57,8 @@ def test_a_block_altered_after_the_sidecar_fails_the_drill_naming_it(client, set
 
 def test_a_snapshot_missing_a_tip_fails_the_drill_naming_the_tip(client, settings):
     generate(client, settings, GenSpec(entities=25, seed=6, image_fraction=0.0, shape="api"))
-    good = build_snapshot(client, settings)
-    header, entries = load_snapshot(client, good.snapshot_cid)
-    kept = sorted(entries.values(), key=lambda e: e.pi)
-    lost = kept.pop(3)
-    root, blocks = encode_snapshot(seq=header.seq + 1, ts=header.ts, event_cid=header.event_cid,
-                                   prev_snapshot=parse_cid(good.snapshot_cid), entries=kept)
-    for _, data in blocks:
-        client.block_put(data, cid_codec="dag-json")
-    run_backup(client, settings, cid_str(root))
+    bad, lost = lossy_snapshot(client, build_snapshot(client, settings).snapshot_cid, 3)
+    run_backup(client, settings, bad)
     result = drill(client, settings)
     assert not result.ok
     assert any(d.startswith(f"tip {tip_relpath(lost.pi)}: only in expected.dump") for d in result.differences), \

@@ -7,17 +7,16 @@ import sys
 from dataclasses import replace
 
 from arke_dr_pipeline.arke.models import tip_relpath
-from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.dump import diff, dump
 from arke_dr_pipeline.dr.restore import restore
-from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import backup
+from arke_dr_pipeline_tests.helpers import backup, lossy_snapshot
 
 
 def test_a_restore_gives_the_dump_of_its_snapshot_and_later_events_show(fresh_kubo, tmp_path):
@@ -55,14 +54,7 @@ def load_snapshot_cid(settings) -> str:
 def test_a_snapshot_that_lost_an_entity_is_named(client, settings, tmp_path):
     generate(client, settings, GenSpec(entities=20, seed=9, image_fraction=0.0))
     good = build_snapshot(client, settings)
-    header, entries = load_snapshot(client, good.snapshot_cid)
-    kept = sorted(entries.values(), key=lambda e: e.pi)
-    lost = kept.pop(7)
-    root, blocks = encode_snapshot(seq=header.seq + 1, ts=header.ts, event_cid=header.event_cid,
-                                   prev_snapshot=parse_cid(good.snapshot_cid), entries=kept)
-    for _, data in blocks:
-        client.block_put(data, cid_codec="dag-json")
-    bad = cid_str(root)
+    bad, lost = lossy_snapshot(client, good.snapshot_cid, 7)
     expected = tmp_path / "expected.dump"
     dump(client, settings, expected, at_snapshot=good.snapshot_cid)
     dump(client, settings, tmp_path / "lossy.dump", at_snapshot=bad)
