@@ -28,6 +28,7 @@ from .config import Settings
 from .dagcheck import BackupInvalid
 from .dump import diff, dump
 from .freshness import STAMP, newest_backup
+from .lock import reading_archive
 from .offsite import OffsiteError, OffsiteTarget, S3Config, fetch, list_copies
 from .pointer import read_pointer
 from .progress import log
@@ -99,7 +100,15 @@ def _newest(settings: Settings, s3: S3Config | None) -> tuple[str, bool]:
 
 
 def drill(source: KuboClient, settings: Settings, *, s3: S3Config | None = None) -> DrillResult:
-    """Restore the newest backup onto a scratch node and compare: the differences, the phases' seconds."""
+    """Restore the newest backup onto a scratch node and compare: the differences, the phases' seconds.
+
+    One drill at a time (the leftovers it cleans could be another's), and
+    never while a restore replaces the archive it reads."""
+    with reading_archive(settings.lock_dir, "drill"):
+        return _drill(source, settings, s3)
+
+
+def _drill(source: KuboClient, settings: Settings, s3: S3Config | None) -> DrillResult:
     if clean_leftovers(settings):
         log("removed the scratch node of a drill that did not finish")
     backup, offsite = _newest(settings, s3)
