@@ -9,10 +9,10 @@ nothing between them but the index pointer and the files they wrote.
 import dagster as dg
 from pydantic import Field
 
-from ..dr.backup import backup_lock
+from ..dr.backup import backup_lock, take_inventory
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import export_car
-from ..dr.inventory import build_inventory, inventory_path
+from ..dr.inventory import inventory_path
 from ..dr.pins import pin_set
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
@@ -104,7 +104,7 @@ def cid_inventory(context: dg.AssetExecutionContext, kubo: KuboResource,
     snapshot_cid, _ = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
         try:
-            inv = build_inventory(client, settings, snapshot_cid)
+            inv = take_inventory(client, settings, snapshot_cid)
         except BackupInvalid as exc:
             context.log.error(f"inventory of {snapshot_cid} is incomplete: {exc}")
             return dg.MaterializeResult(

@@ -6,7 +6,8 @@ pinned; the export verifies the staged CAR, writes the sidecar, and renames
 the CAR into place last. Under the `backup` lock (and the archive shared):
 two backups take turns, and none runs while a restore replaces the archive.
 The CLI runs the three steps as one; Dagster runs them as three assets,
-each under the same lock.
+each under the same lock. When the backup can be a delta, the inventory
+pass reads only the new blocks and stages them as the delta.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..kubo.client import KuboClient
+from .chains import delta_base
 from .config import Settings
 from .export import ExportResult, export_car
+from .increment import build_increment
 from .inventory import InventoryResult, build_inventory
 from .lock import reading_archive
 from .pins import pin_set
@@ -28,6 +31,14 @@ class BackupResult:
     car: ExportResult
 
 
+def take_inventory(client: KuboClient, settings: Settings, snapshot_cid: str, *, full: bool = False):
+    """A delta's inventory reads only the new blocks (dr/increment.py); a full's, the whole archive."""
+    base = delta_base(settings.backups_dir, full=full)
+    if base is not None:
+        return build_increment(client, settings, snapshot_cid, base)
+    return build_inventory(client, settings, snapshot_cid)
+
+
 def backup_lock(settings: Settings, *, wait: bool = True):
     return reading_archive(settings.lock_dir, "backup", wait=wait)
 
@@ -36,7 +47,7 @@ def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: b
            full: bool = False) -> BackupResult:
     """The whole backup of `snapshot_cid`: the snapshot it was handed, never a re-read pointer."""
     with backup_lock(settings, wait=wait):
-        inv = build_inventory(client, settings, snapshot_cid)
+        inv = take_inventory(client, settings, snapshot_cid, full=full)
         pins = pin_set(client, snapshot_cid, inv.path)
         car = export_car(client, settings, snapshot_cid, inventory=inv.path, full=full)
     return BackupResult(inventory=inv, pins=pins, car=car)

@@ -108,6 +108,14 @@ def newest_base(backups_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
+def delta_base(backups_dir: Path, *, full: bool = False, policy: ChainPolicy | None = None) -> Path | None:
+    """The backup the next one extends, or None when the next must be a full."""
+    if full:
+        return None
+    base = newest_base(backups_dir)
+    return base if full_due(base, policy or ChainPolicy.from_env()) is None else None
+
+
 def added_cids(inventory: Path, base_inventory: Path) -> set[bytes]:
     """The CIDs of `inventory` not in `base_inventory`: a merge of two sorted files."""
     added: set[bytes] = set()

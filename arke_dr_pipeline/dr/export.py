@@ -22,6 +22,7 @@ from .chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, ve
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
+from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
 from .paths import staging_car_path
 from .pointer import current_snapshot
@@ -74,6 +75,10 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
         name = f"arke-{seq}-{stamp}-{n}"
     final = settings.backups_dir / f"{name}.car"
     staged = staging_car_path(settings.backups_dir, seq)
+    delta = None if full or inventory is None else staged_delta(settings, seq, snapshot_cid)
+    if delta is not None:
+        return _export_staged_delta(settings, *delta, inventory=Path(inventory), snapshot_cid=snapshot_cid,
+                                    seq=seq, name=name, stamp=stamp, started=started)
     source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
     if source is not None:
         report, cids = _verify_staged(staged, snapshot_cid)
@@ -111,6 +116,43 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                         block_count=sidecar["block_count"], entity_count=report.entity_count,
                         event_count=report.event_count, seconds=seconds, sidecar=sidecar,
                         kind=sidecar["kind"], full_reason=reason)
+
+
+def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, inventory: Path, snapshot_cid: str,
+                         seq: int, name: str, stamp: str, started: float) -> ExportResult:
+    """The delta the inventory pass staged (dr/increment.py), verified with its chain, renamed last."""
+    final = settings.backups_dir / f"{name}.car"
+    marker = base_marker(staged)
+    try:
+        chain = chain_of(base)
+        report, _ = verify_chain([*chain, staged], snapshot_cid=snapshot_cid)
+        total = sum(1 for _ in inventory_cids(inventory))
+        if report.block_count != total:
+            raise BackupInvalid(None, f"the chain holds {report.block_count} blocks, the inventory {total}")
+        base_sidecar = read_sidecar(base) or {}
+        sidecar = report.to_sidecar(
+            timestamp=stamp, file=final.name, kind="delta", inventory=inventory.name,
+            tool=f"arke-dr-pipeline {__version__}",
+            base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
+            chain_length=len(chain), chain_block_count=report.block_count,
+            delta_block_count=_car_blocks(staged))
+        atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
+        os.replace(staged, final)
+    finally:
+        staged.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    log(f"exported {final} (delta of {base.name}; {report.size / 1e6:.1f} MB, "
+        f"{sidecar['delta_block_count']} new blocks) in {seconds:.1f}s")
+    return ExportResult(car_path=str(final), sidecar_path=str(settings.backups_dir / f"{name}.json"),
+                        snapshot_cid=snapshot_cid, seq=seq, size=report.size, sha256=report.sha256,
+                        block_count=report.block_count, entity_count=report.entity_count,
+                        event_count=report.event_count, seconds=seconds, sidecar=sidecar, kind="delta")
+
+
+def _car_blocks(car: Path) -> int:
+    with open(car, "rb", buffering=1 << 20) as fh:
+        return sum(1 for _ in CarReader(fh, verify=False))
 
 
 def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path, snapshot_cid: str, name: str,

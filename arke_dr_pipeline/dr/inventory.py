@@ -31,7 +31,7 @@ def _drop_stale_staging(settings: Settings) -> None:
     lock no other backup is writing one."""
     for p in settings.backups_dir.glob(".arke-*"):
         name = p.name.removesuffix(".partial")
-        if name.endswith((".staging.car", ".delta.car")) or _EXPORT_TEMP.match(name):
+        if name.endswith((".staging.car", ".delta.car", ".delta.car.base")) or _EXPORT_TEMP.match(name):
             p.unlink(missing_ok=True)
 
 
@@ -53,6 +53,8 @@ class InventoryResult:
     removed: int
     previous: str | None
     seconds: float
+    base: str | None = None
+    new_blocks: int | None = None
 
 
 def inventory_path(settings: Settings, seq: int) -> Path:

@@ -41,3 +41,9 @@ def backup_path(backups_dir: str | os.PathLike, car_path: str) -> Path:
 def staging_car_path(backups_dir: Path, seq: int) -> Path:
     """The CAR written while the inventory is taken; the export renames it into place."""
     return backups_dir / f".arke-{seq}.staging.car"
+
+
+def staging_delta_path(backups_dir: Path, seq: int) -> Path:
+    """The CAR of only the new blocks an inventory read, when it extended a base's inventory;
+    a `.base` file beside it names the base and the snapshot."""
+    return backups_dir / f".arke-{seq}.staging.delta.car"

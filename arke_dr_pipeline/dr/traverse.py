@@ -41,7 +41,7 @@ def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[b
     return True, inner, links, head if isinstance(head, str) else None
 
 
-def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
+def dag_blocks(client: KuboClient, root: str, known: set[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
     """Every block reachable from the snapshot `root`, once, each hashed against its CID.
 
     Three passes, because of two walls in Kubo. Snapshot blocks are wide
@@ -50,8 +50,11 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
     `dag/export` grows with depth, so the chain is read in windows of it
     (`event_blocks`). Everything below the snapshot and the chain
     (manifests, their components) is walked here level by level.
+
+    `known` (taken over, and grown) holds blocks a backup already has: they
+    are neither read nor followed, so a delta's walk reads only what is new.
     """
-    seen: set[bytes] = set()
+    seen: set[bytes] = known if known is not None else set()
     later: list[bytes] = []
     heads: list[str] = []
 
@@ -97,11 +100,11 @@ def dag_blocks(client: KuboClient, root: str) -> Iterator[tuple[bytes, bytes]]:
             frontier.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
 
 
-def checked_stream(client: KuboClient, root: str, check: DagCheck,
-                    desc: str) -> Iterator[tuple[bytes, bytes, str]]:
+def checked_stream(client: KuboClient, root: str, check: DagCheck, desc: str,
+                   known: set[bytes] | None = None) -> Iterator[tuple[bytes, bytes, str]]:
     bar = progress(desc)
     try:
-        for cid, data in dag_blocks(client, root):
+        for cid, data in dag_blocks(client, root, known):
             yield cid, data, check.add(cid, data)
             bar.update()
     finally:

@@ -4,6 +4,7 @@ restores as one archive, and a missing or altered link refuses the restore."""
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -44,8 +45,6 @@ def chain(fresh_kubo, tmp_path):
 
 
 def _path(car):
-    from pathlib import Path
-
     return Path(car.car_path)
 
 
@@ -126,3 +125,22 @@ def test_a_delta_killed_midway_lists_nothing_and_the_next_run_completes(client, 
     delta = _backup(client, settings)
     assert delta.kind == "delta" and verify_car(delta.car_path)[0].snapshot_cid == delta.snapshot_cid
     assert not any(p.exists() for p in leftovers)
+
+
+def test_a_delta_inventory_reads_only_new_blocks_and_equals_a_full_pass(client, settings, tmp_path):
+    from arke_dr_pipeline.dr.backup import take_inventory
+
+    generate(client, settings, GenSpec(entities=80, seed=10, image_fraction=0.05, shape="api"))
+    _backup(client, settings)
+    ArchiveWriter(client, settings, seed=3).run(12)
+    snap = build_snapshot(client, settings)
+    calls = dict(client.calls)
+    inc = take_inventory(client, settings, snap.snapshot_cid)
+    read = client.calls.get("block/get", 0) - calls.get("block/get", 0)
+    assert inc.base is not None and inc.new_blocks < 80 and read < 200, (inc.new_blocks, read)
+    incremental = Path(inc.path).read_text()
+    full = build_inventory(client, settings, snap.snapshot_cid)  # the same file, by the whole walk
+    assert Path(full.path).read_text() == incremental and full.block_count == inc.block_count
+    assert (full.entity_count, full.event_count) == (inc.entity_count, inc.event_count)
+    assert full.blocks_by_role == {k: v for k, v in inc.blocks_by_role.items() if v} | {
+        k: 0 for k, v in full.blocks_by_role.items() if not v}
