@@ -24,7 +24,7 @@ from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
 from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
-from .paths import staging_car_path
+from .paths import staging_car_path, staging_delta_path
 from .pointer import current_snapshot
 from .progress import log
 from .report import BackupReport
@@ -108,6 +108,9 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     finally:
         source.unlink(missing_ok=True)
         staged.unlink(missing_ok=True)
+        unused = staging_delta_path(settings.backups_dir, seq)  # a delta staged for a backup asked to be full
+        unused.unlink(missing_ok=True)
+        base_marker(unused).unlink(missing_ok=True)
     seconds = time.monotonic() - started
     log(f"exported {final} ({'full: ' + reason if reason else 'delta of ' + base.name}; "
         f"{report.size / 1e6:.1f} MB, {sidecar['block_count']} blocks) in {seconds:.1f}s")

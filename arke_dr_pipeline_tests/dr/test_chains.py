@@ -144,3 +144,17 @@ def test_a_delta_inventory_reads_only_new_blocks_and_equals_a_full_pass(client, 
     assert (full.entity_count, full.event_count) == (inc.entity_count, inc.event_count)
     assert full.blocks_by_role == {k: v for k, v in inc.blocks_by_role.items() if v} | {
         k: 0 for k, v in full.blocks_by_role.items() if not v}
+
+
+def test_a_full_asked_after_a_delta_inventory_reads_the_node_and_leaves_nothing_staged(client, settings):
+    from arke_dr_pipeline.dr.backup import take_inventory
+
+    generate(client, settings, GenSpec(entities=20, seed=13, image_fraction=0.0, shape="api"))
+    _backup(client, settings)
+    ArchiveWriter(client, settings, seed=6).run(4)
+    snap = build_snapshot(client, settings)
+    inv = take_inventory(client, settings, snap.snapshot_cid)
+    assert inv.base is not None
+    car = export_car(client, settings, snap.snapshot_cid, inventory=inv.path, full=True)
+    assert car.kind == "full" and verify_car(car.car_path)[0].block_count == inv.block_count
+    assert not list(settings.backups_dir.glob(".*")), "a staged delta was left behind"
