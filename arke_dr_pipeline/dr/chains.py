@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..ipld.car import CarReader, CarWriter
+from ..ipld.car import CarError, CarReader, CarWriter
 from ..ipld.cid import cid_str, parse_cid
 from .dagcheck import BackupInvalid, DagCheck
 from .freshness import newest_backup
@@ -152,8 +152,6 @@ def write_delta(staged: Path, out: Path, keep: set[bytes]) -> tuple[int, str, in
 def verify_chain(chain: list[Path], *, snapshot_cid: str | None = None,
                  seq: int | None = None) -> tuple[BackupReport, DagCheck]:
     """The chain as one archive, rooted at its newest CAR: every block hashed, every link inside the chain."""
-    from ..ipld.car import CarError
-
     newest = chain[-1]
     with open(newest, "rb") as fh:
         roots = list(CarReader(fh).roots)

@@ -45,7 +45,8 @@ def base_inventory(base: Path) -> Path:
 def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, base: Path) -> InventoryResult:
     started = time.monotonic()
     root = parse_cid(snapshot_cid)
-    seq = decode_snapshot(client.block_get(root), f"snapshot {snapshot_cid}", split_cid(root)[1]).seq
+    header = decode_snapshot(client.block_get(root), f"snapshot {snapshot_cid}", split_cid(root)[1])
+    seq = header.seq
     base_rows = base_inventory(base)
     known = set()
     with open(base_rows) as fh:
@@ -93,7 +94,6 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     new_events = sum(1 for r in rows if r.split("\t", 2)[1] == "events")
     prev = _previous_inventory(settings, seq)
     added, removed = _diff(prev, path)
-    header = decode_snapshot(client.block_get(root), f"snapshot {snapshot_cid}", split_cid(root)[1])
     return InventoryResult(
         snapshot_cid=snapshot_cid, seq=seq, path=str(path), block_count=count,
         blocks_by_role=dict(roles), bytes_by_role=dict(sizes), blocks_by_codec=dict(sorted(codecs.items())),

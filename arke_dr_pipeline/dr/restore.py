@@ -24,7 +24,7 @@ from ..errors import ArkeDrError
 from ..ipld.car import CarReader
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
-from .chains import resolve
+from .chains import resolve, verify_chain
 from .config import Settings
 from .dagcheck import BackupInvalid
 from .files import atomic_write_json
@@ -65,10 +65,13 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
     if chosen is None:
         sidecar = read_sidecar(car)
         chosen = sidecar.get("snapshot_cid") if sidecar else None
-    report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
+    chain = resolve(car)  # each link hashed once, here
+    if len(chain) > 1:
+        report, check = verify_chain(chain, snapshot_cid=chosen, seq=seq)
+    else:
+        report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
     entries = sorted(check.entries_of(parse_cid(report.snapshot_cid)), key=lambda e: e.pi)
-    return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries,
-                       chain=resolve(car))
+    return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries, chain=chain)
 
 
 def target_pointer(plan: RestorePlan) -> dict:
