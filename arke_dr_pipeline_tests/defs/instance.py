@@ -55,6 +55,10 @@ class Instance:
         # the run storage first: the daemon and the webserver would otherwise race to create its tables
         subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=self.env, check=True,
                        capture_output=True, timeout=180)
+        # as `make ui` and the compose daemon do: the daemon does not see a pool that its own first
+        # pass creates from `default_limit`, so two runs queued on a fresh instance would both start
+        subprocess.run([str(BIN / "dagster"), "instance", "concurrency", "set", "arke_dr", "1"], cwd=ROOT,
+                       env=self.env, check=True, capture_output=True, timeout=180)
         self.procs.append(self._spawn([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], "daemon"))
         if webserver:
             self.procs.append(self._spawn([str(BIN / "dagster-webserver"), "-w", "workspace.yaml",
@@ -113,10 +117,14 @@ class Instance:
 
     def runs(self) -> dict[str, dict]:
         out = subprocess.run([sys.executable, "-c", (
-            "import json; from dagster import DagsterInstance\n"
+            "import json; from dagster import DagsterInstance, DagsterEventType\n"
             "i = DagsterInstance.get()\n"
+            "def launched(run_id):\n"
+            "    recs = i.get_records_for_run(run_id, of_type=DagsterEventType.RUN_STARTING).records\n"
+            "    return recs[0].event_log_entry.timestamp if recs else None\n"
             "print(json.dumps({r.dagster_run.run_id: {'job': r.dagster_run.job_name,\n"
-            "  'status': r.dagster_run.status.value, 'start': r.start_time, 'end': r.end_time}\n"
+            "  'status': r.dagster_run.status.value, 'launched': launched(r.dagster_run.run_id),\n"
+            "  'start': r.start_time, 'end': r.end_time}\n"
             "  for r in i.get_run_records()}))")], env=self.env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
