@@ -9,11 +9,10 @@ nothing between them but the index pointer and the files they wrote.
 import dagster as dg
 from pydantic import Field
 
-from ..dr.backup import backup_lock, take_inventory
+from ..dr.backup import backup_lock, pin_backup, take_inventory
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import export_car
 from ..dr.inventory import inventory_path
-from ..dr.pins import pin_set
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
 from .resources import KuboResource, StorageResource
@@ -143,17 +142,18 @@ def handed(instance: dg.DagsterInstance) -> tuple[str, int]:
 
 
 @arke_asset({"ipfs"}, "2", deps=[cid_inventory],
-            description="One recursive pin of a cover block tree naming every inventory CID, made offline.")
+            description="One recursive pin of a cover block tree naming every inventory CID (a delta's: its "
+                        "new blocks, beside its base's cover), made offline.")
 def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
                storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, seq = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
-        out = pin_set(client, snapshot_cid, inventory_path(settings, seq))
+        out = pin_backup(client, settings, snapshot_cid, seq)
     return dg.MaterializeResult(metadata={
         "snapshot_cid": dg.MetadataValue.text(snapshot_cid), "pins": out["pinned"],
         "cover_blocks": out["cover_blocks"], "cover_cid": dg.MetadataValue.text(out["cover_cid"]),
-        "blocks_present": out["present"], "seconds": round(out["seconds"], 3),
+        "blocks_present": out["present"], "cover_kind": out["kind"], "seconds": round(out["seconds"], 3),
     })
 
 
@@ -164,13 +164,14 @@ class CarConfig(dg.Config):
 
 @arke_asset({"ipfs", "file"}, "3", deps=[pinned_set],
             description="The CAR (a full, or a delta of the newest backup) and its sidecar, verified as "
-                        "written (a delta with the chain it extends), renamed into place last.")
+                        "written (a delta as a delta: its blocks, its links into its base), renamed into "
+                        "place last.")
 def car_file(context: dg.AssetExecutionContext, config: CarConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
     snapshot_cid, seq = handed(context.instance)
     with kubo.client() as client, backup_lock(settings):
-        result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq),
+        result = export_car(client, settings, snapshot_cid, inventory=inventory_path(settings, seq, snapshot_cid),
                             full=config.full)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(result.car_path),

@@ -52,8 +52,8 @@ def under_500_bytes_per_entity(context: dg.AssetCheckExecutionContext, kubo: Kub
                 description="No CID of the previous inventory disappears.")
 def inventory_only_grows(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
                          storage: StorageResource) -> dg.AssetCheckResult:
-    _, seq = handed(context.instance)
-    added, removed, previous = inventory_diff(storage.settings(kubo), seq)
+    snapshot_cid, seq = handed(context.instance)
+    added, removed, previous = inventory_diff(storage.settings(kubo), seq, snapshot_cid)
     return dg.AssetCheckResult(
         passed=removed == 0,
         metadata={"added": added, "removed": removed,

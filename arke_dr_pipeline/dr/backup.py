@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from ..kubo.client import KuboClient
 from .chains import delta_base
 from .config import Settings
+from .delta import NotAnExtension
 from .export import ExportResult, export_car
-from .increment import build_increment
-from .inventory import InventoryResult, build_inventory
+from .increment import build_increment, staged_delta
+from .inventory import InventoryResult, build_inventory, inventory_path
 from .lock import reading_archive
 from .pins import pin_set
+from .progress import log
 
 
 @dataclass(kw_only=True)
@@ -35,8 +37,17 @@ def take_inventory(client: KuboClient, settings: Settings, snapshot_cid: str, *,
     """A delta's inventory reads only the new blocks (dr/increment.py); a full's, the whole archive."""
     base = delta_base(settings.backups_dir, full=full)
     if base is not None:
-        return build_increment(client, settings, snapshot_cid, base)
+        try:
+            return build_increment(client, settings, snapshot_cid, base)
+        except NotAnExtension as exc:
+            log(f"a full backup, not a delta of {base.name}: snapshot {exc}")
     return build_inventory(client, settings, snapshot_cid)
+
+
+def pin_backup(client: KuboClient, settings: Settings, snapshot_cid: str, seq: int) -> dict:
+    """The pinned set after the inventory pass: a cover of the delta's blocks when it staged one."""
+    return pin_set(client, snapshot_cid, inventory_path(settings, seq, snapshot_cid),
+                   delta=staged_delta(settings, seq, snapshot_cid))
 
 
 def backup_lock(settings: Settings, *, wait: bool = True):
@@ -48,6 +59,6 @@ def backup(client: KuboClient, settings: Settings, snapshot_cid: str, *, wait: b
     """The whole backup of `snapshot_cid`: the snapshot it was handed, never a re-read pointer."""
     with backup_lock(settings, wait=wait):
         inv = take_inventory(client, settings, snapshot_cid, full=full)
-        pins = pin_set(client, snapshot_cid, inv.path)
+        pins = pin_backup(client, settings, snapshot_cid, inv.seq)
         car = export_car(client, settings, snapshot_cid, inventory=inv.path, full=full)
     return BackupResult(inventory=inv, pins=pins, car=car)

@@ -60,8 +60,10 @@ def sha256_file(path: Path) -> str:
     return sha.hexdigest()
 
 
-def chain_of(car: Path) -> list[Path]:
-    """The backups `car` needs, oldest (the full) first, each checked against the sha256 its delta recorded."""
+def chain_of(car: Path, *, hashed: bool = True) -> list[Path]:
+    """The backups `car` needs, oldest (the full) first, each checked against the sha256 its delta
+    recorded (or, not `hashed`, against the size its own sidecar records: for a chain hashed moments
+    ago by the same backup)."""
     chain = [car]
     seen = {car.name}
     sidecar = read_sidecar(car) or {}
@@ -75,11 +77,13 @@ def chain_of(car: Path) -> list[Path]:
             raise BackupInvalid(None, f"the chain of {car.name} loops at {name}")
         if not path.is_file():
             raise BackupInvalid(None, f"{chain[-1].name} extends {name}, which is missing from {car.parent}")
-        if sha256_file(path) != base.get("sha256"):
+        if hashed and sha256_file(path) != base.get("sha256"):
             raise BackupInvalid(None, f"{name} is not the backup {chain[-1].name} extends: its sha256 differs")
+        sidecar = read_sidecar(path) or {}
+        if not hashed and (sidecar.get("sha256"), sidecar.get("size")) != (base.get("sha256"), path.stat().st_size):
+            raise BackupInvalid(None, f"{name} is not the backup {chain[-1].name} extends: its size differs")
         seen.add(name)
         chain.append(path)
-        sidecar = read_sidecar(path) or {}
     return list(reversed(chain))
 
 

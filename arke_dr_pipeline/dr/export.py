@@ -18,9 +18,10 @@ from ..arke.snapshot_codec import decode_snapshot
 from ..ipld.car import CarError, CarReader, CarWriter
 from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
-from .chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, verify_chain, write_delta
+from .chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, write_delta
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
+from .delta import NotAnExtension, verify_delta
 from .files import atomic_write_json
 from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
@@ -100,7 +101,10 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                                        full_due(base, policy or ChainPolicy.from_env()))
     try:
         if reason is None:
-            source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra)
+            try:
+                source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra)
+            except NotAnExtension as exc:  # an archive restored from an older backup: the full stays
+                reason = f"the snapshot {exc.problem}"
         sidecar = report.to_sidecar(timestamp=stamp, file=final.name, kind="full" if reason else "delta",
                                     **({"full_reason": reason} if reason else {}), **extra)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
@@ -127,18 +131,14 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
     final = settings.backups_dir / f"{name}.car"
     marker = base_marker(staged)
     try:
-        chain = chain_of(base)
-        report, _ = verify_chain([*chain, staged], snapshot_cid=snapshot_cid)
-        total = sum(1 for _ in inventory_cids(inventory))
-        if report.block_count != total:
-            raise BackupInvalid(None, f"the chain holds {report.block_count} blocks, the inventory {total}")
+        chain = chain_of(base, hashed=False)  # hashed by this backup's inventory pass (delta_base)
+        report, new_blocks = verify_delta(staged, base, inventory, snapshot_cid=snapshot_cid)
         base_sidecar = read_sidecar(base) or {}
         sidecar = report.to_sidecar(
             timestamp=stamp, file=final.name, kind="delta", inventory=inventory.name,
             tool=f"arke-dr-pipeline {__version__}",
             base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
-            chain_length=len(chain), chain_block_count=report.block_count,
-            delta_block_count=_car_blocks(staged))
+            chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(staged, final)
     finally:
@@ -153,11 +153,6 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
                         event_count=report.event_count, seconds=seconds, sidecar=sidecar, kind="delta")
 
 
-def _car_blocks(car: Path) -> int:
-    with open(car, "rb", buffering=1 << 20) as fh:
-        return sum(1 for _ in CarReader(fh, verify=False))
-
-
 def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path, snapshot_cid: str, name: str,
               extra: dict) -> tuple[Path, BackupReport, dict]:
     """The delta CAR beside the full one, verified with the chain it extends; the full one is dropped."""
@@ -166,8 +161,8 @@ def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path,
     delta = full_car.with_name(f".{name}.delta.car")
     try:
         size, sha, count = write_delta(full_car, delta, keep)
-        chain = chain_of(base)
-        verify_chain([*chain, delta], snapshot_cid=snapshot_cid)
+        chain = chain_of(base, hashed=False)  # hashed by full_due moments ago
+        verify_delta(delta, base, inventory, snapshot_cid=snapshot_cid)
     except BaseException:
         delta.unlink(missing_ok=True)
         raise

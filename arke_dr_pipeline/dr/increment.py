@@ -3,7 +3,9 @@
 The base's inventory names every block the base's chain holds; seeded with
 it, the walk reads the new snapshot blocks, the events after the base's
 (it stops at the first known one), the new versions (their `prev` is known)
-and new components, and nothing else. The inventory file is the base's
+and new components, and nothing else. A snapshot that does not grow out of
+the base's (an archive restored from an older backup) raises NotAnExtension:
+the backup is then a full. The inventory file is the base's
 merged with the new rows, so it is complete, as a full pass would write it.
 The new blocks are staged as the delta (`.arke-{seq}.staging.delta.car`,
 with a `.base` file naming base and snapshot); the DAG check of the whole is the
@@ -26,6 +28,7 @@ from ..ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
+from .delta import check_extends
 from .files import atomic_file, atomic_write_json
 from .inventory import InventoryResult, _diff, _drop_stale_staging, _previous_inventory, inventory_path
 from .paths import staging_delta_path
@@ -68,12 +71,14 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
             parent = check.pending[missing]
             raise BackupInvalid(missing, f"linked from {cid_str(parent) if parent else 'the root'} but neither "
                                          f"among the new blocks nor in {base_rows.name}")
+        base_sidecar = read_sidecar(base) or {}
+        event_count = check_extends(check, root, base_sidecar)
         sink.close()
     finally:
         sink.abort()
     del known, check
     rows.sort()
-    path = inventory_path(settings, seq)
+    path = inventory_path(settings, seq, snapshot_cid)
     roles, sizes, codecs = Counter(), Counter(), Counter()
     try:
         atomic_write_json(base_marker(staged), {"base": base.name, "snapshot_cid": snapshot_cid})
@@ -90,14 +95,12 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         staged.unlink(missing_ok=True)  # nothing staged stays behind
         base_marker(staged).unlink(missing_ok=True)
         raise
-    base_sidecar = read_sidecar(base) or {}
-    new_events = sum(1 for r in rows if r.split("\t", 2)[1] == "events")
     prev = _previous_inventory(settings, seq)
     added, removed = _diff(prev, path)
     return InventoryResult(
         snapshot_cid=snapshot_cid, seq=seq, path=str(path), block_count=count,
         blocks_by_role=dict(roles), bytes_by_role=dict(sizes), blocks_by_codec=dict(sorted(codecs.items())),
-        entity_count=header.total_count, event_count=int(base_sidecar.get("event_count") or 0) + new_events,
+        entity_count=header.total_count, event_count=event_count,
         added=added, removed=removed, previous=str(prev) if prev else None,
         seconds=time.monotonic() - started, base=base.name, new_blocks=len(rows),
     )

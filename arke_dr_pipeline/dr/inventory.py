@@ -1,6 +1,6 @@
 """The CID inventory: every block of one snapshot, by role, codec and size.
 
-A sorted TSV (`arke-{seq}.inventory.tsv`), so two backups are compared by a
+A sorted TSV (`arke-{seq}-{snapshot CID tail}.inventory.tsv`), so two backups are compared by a
 merge, and the CAR is checked against it block for block.
 """
 
@@ -57,19 +57,23 @@ class InventoryResult:
     new_blocks: int | None = None
 
 
-def inventory_path(settings: Settings, seq: int) -> Path:
-    return settings.backups_dir / f"arke-{seq}.inventory.tsv"
+def inventory_path(settings: Settings, seq: int, snapshot_cid: str) -> Path:
+    """Named by seq and snapshot: an archive restored from an older backup numbers its new snapshots
+    again, and the inventory of one must never overwrite the other's, which its backups name."""
+    return settings.backups_dir / f"arke-{seq}-{snapshot_cid[-8:]}.inventory.tsv"
 
 
 def _previous_inventory(settings: Settings, seq: int) -> Path | None:
+    """The inventory of the highest seq below `seq`; of two (an archive restored from an older
+    backup), the one written last."""
     best = None
     for p in settings.backups_dir.glob("arke-*.inventory.tsv"):
         try:
-            s = int(p.name.split("-")[1].split(".")[0])
-        except ValueError:
+            key = (int(p.name.split("-")[1].split(".")[0]), p.stat().st_mtime_ns)
+        except (ValueError, OSError):
             continue
-        if s < seq and (best is None or s > best[0]):
-            best = (s, p)
+        if key[0] < seq and (best is None or key > best[0]):
+            best = (key, p)
     return best[1] if best else None
 
 
@@ -99,7 +103,7 @@ def build_inventory(client: KuboClient, settings: Settings,
         staging.abort()
     del check
     rows.sort()
-    path = inventory_path(settings, seq)
+    path = inventory_path(settings, seq, snapshot_cid)
     try:
         with atomic_file(path) as fh:
             for row in rows:
@@ -120,10 +124,10 @@ def build_inventory(client: KuboClient, settings: Settings,
     )
 
 
-def inventory_diff(settings: Settings, seq: int) -> tuple[int, int, str | None]:
-    """(added, removed, previous file) between inventory `seq` and the one before it."""
+def inventory_diff(settings: Settings, seq: int, snapshot_cid: str) -> tuple[int, int, str | None]:
+    """(added, removed, previous file) between the inventory of this snapshot and the one before it."""
     prev = _previous_inventory(settings, seq)
-    added, removed = _diff(prev, inventory_path(settings, seq))
+    added, removed = _diff(prev, inventory_path(settings, seq, snapshot_cid))
     return added, removed, str(prev) if prev else None
 
 

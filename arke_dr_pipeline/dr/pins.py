@@ -7,6 +7,7 @@ the archive. The API itself pins each object as it writes it; we pin a
 cover instead: dag-cbor blocks that name every block of the inventory with
 real links, each under the block limit, under one root, pinned recursively
 once. It lives only on the node (it is made again from any CAR on restore).
+A delta backup pins a cover of its own blocks only, beside its base's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import cbrrr
 
-from ..ipld.car import CarWriter, replace_root
+from ..ipld.car import CarReader, CarWriter, replace_root
 from ..ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, parse_cid, split_cid
 from ..kubo.client import KuboClient
+from .chains import chain_of
+from .dagcheck import BackupInvalid
 from .inventory import inventory_cids
 from .pointer import ArchiveError
+from .verify import read_sidecar
 
 COVER_SCHEMA = "arke-dr/pin-cover@v1"
 LINKS_PER_BLOCK = 20_000  # ~41 bytes a link: ~820 KB, under Kubo's 1 MiB block limit
@@ -92,23 +97,60 @@ def pin_cover(client: KuboClient, cids: Iterable[bytes], *, name: str) -> dict:
     return {"cover_cid": text, "cover_blocks": blocks}
 
 
-def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike) -> dict:
+def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike, *,
+            delta: tuple[Path, Path] | None = None) -> dict:
     """One recursive pin of a cover naming every inventory CID (see dr/pins.py), made offline.
 
     A recursive pin of the snapshot root would miss every block the Arke
     API links with plain maps. The offline pin fails on the first block that
     is not local, without asking the network: its success is the proof that
-    every inventory CID is present.
+    every CID it covers is present.
+
+    With a staged delta (staged CAR, base) whose base chain our pins already
+    cover, the cover names only the delta's blocks (`arke-dr delta {snapshot}`):
+    Kubo's recursive pin walks every block below it, a full cover's walk is
+    the whole archive, and a delta's pins would otherwise cost as much as a full's.
     """
     started = time.monotonic()
     count = 0
+    covered = delta is not None and covering_pins(set(client.pin_names().values()), delta[1]) is not None
+    kind = "delta" if covered else "full"
 
     def cids():
         nonlocal count
+        if kind == "delta":
+            with open(delta[0], "rb", buffering=1 << 20) as fh:
+                for block in CarReader(fh, verify=False):
+                    count += 1
+                    yield block.cid
+            return
         for text in inventory_cids(inventory):
             count += 1
             yield parse_cid(text)
 
-    cover = pin_cover(client, cids(), name=f"arke-dr {snapshot_cid}")
-    return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count, **cover,
+    cover = pin_cover(client, cids(), name=cover_name(snapshot_cid, delta=kind == "delta"))
+    return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count, "kind": kind, **cover,
             "seconds": time.monotonic() - started}
+
+
+def cover_name(snapshot_cid: str, *, delta: bool = False) -> str:
+    return f"arke-dr {'delta ' if delta else ''}{snapshot_cid}"
+
+
+def covering_pins(names: set[str], car: Path) -> set[str] | None:
+    """The names of our pins that together cover every block of `car`'s chain, or None when they
+    do not: a full cover of one of its snapshots (which names every older one too), and the delta
+    covers of each newer link."""
+    try:
+        chain = chain_of(car, hashed=False)
+    except BackupInvalid:
+        return None
+    used: set[str] = set()
+    for link in reversed(chain):
+        snapshot = (read_sidecar(link) or {}).get("snapshot_cid")
+        if cover_name(snapshot) in names:
+            return used | {cover_name(snapshot)}
+        if cover_name(snapshot, delta=True) not in names:
+            return None
+        used.add(cover_name(snapshot, delta=True))
+    return None

@@ -178,16 +178,19 @@ def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False)
     return result
 
 
-def unpin_old_covers(client: KuboClient, newest_snapshot_cid: str) -> int:
-    """Pin covers of older snapshots: the newest cover names every block they name (the
-    newest snapshot reaches every older one through `prev_snapshot`)."""
-    keep = f"arke-dr {newest_snapshot_cid}"
+def unpin_old_covers(client: KuboClient, newest: Path) -> int:
+    """Our pin covers that the newest backup's do not need: a full cover names every block of
+    every older snapshot (the newest reaches them through `prev_snapshot`); a delta's cover
+    needs the covers of its chain down to a full one, which are kept."""
+    from .pins import covering_pins
+
     names = client.pin_names()
-    if keep not in names.values():
-        return 0  # never unpin before the newest cover is there
+    keep = covering_pins(set(names.values()), newest)
+    if keep is None:
+        return 0  # never unpin before the newest backup is covered
     removed = 0
     for cid, name in names.items():
-        if name.startswith("arke-dr ") and name != keep:
+        if name.startswith("arke-dr ") and name not in keep:
             client.pin_rm(cid)
             removed += 1
     return removed
@@ -207,5 +210,5 @@ def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=No
         out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed}
     newest = newest_backup(settings.backups_dir)
     if client is not None and newest is not None and not dry_run:
-        out["pins_removed"] = unpin_old_covers(client, newest[1]["snapshot_cid"])
+        out["pins_removed"] = unpin_old_covers(client, newest[0])
     return out

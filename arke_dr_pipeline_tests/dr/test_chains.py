@@ -113,7 +113,7 @@ def test_a_delta_killed_midway_lists_nothing_and_the_next_run_completes(client, 
     def killed(*args, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "verify_chain", killed)  # after the delta CAR is written, before its sidecar
+    monkeypatch.setattr(export, "verify_delta", killed)  # after the delta CAR is written, before its sidecar
     with pytest.raises(KeyboardInterrupt):
         _backup(client, settings)
     monkeypatch.undo()

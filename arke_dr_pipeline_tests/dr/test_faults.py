@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -83,12 +84,12 @@ def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypa
         with pytest.raises(KuboError):
             export_car(client, settings)
     monkeypatch.undo()
-    assert files(settings.backups_dir) == [".arke-1.staging.car", "arke-1.inventory.tsv"]
+    assert files(settings.backups_dir) == [".arke-1.staging.car", Path(inv.path).name]
     client, settings = restarted(fresh_kubo, settings)
     with client:
         car = export_car(client, settings, inventory=inv.path)
     assert sorted(files(settings.backups_dir)) == sorted(
-        ["arke-1.inventory.tsv", car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
+        [Path(inv.path).name, car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
     assert verify_car(car.car_path)[0].block_count == inv.block_count
 
 

@@ -7,7 +7,7 @@ from arke_dr_pipeline.dr.inventory import inventory_diff, inventory_path
 
 
 def _write(settings, seq, cids):
-    inventory_path(settings, seq).write_text("".join(f"{c}\tcomponents\traw\t1\n" for c in sorted(cids)))
+    inventory_path(settings, seq, f"snap{seq}").write_text("".join(f"{c}\tcomponents\traw\t1\n" for c in sorted(cids)))
 
 
 def test_added_and_removed_counted_against_the_inventory_before(tmp_path):
@@ -15,6 +15,6 @@ def test_added_and_removed_counted_against_the_inventory_before(tmp_path):
     _write(settings, 1, ["b", "c", "d", "x"])
     _write(settings, 2, ["a", "c", "d", "e", "f", "z"])
     _write(settings, 4, ["a"])
-    assert inventory_diff(settings, 2) == (4, 2, str(inventory_path(settings, 1)))
-    assert inventory_diff(settings, 4) == (0, 5, str(inventory_path(settings, 2)))
-    assert inventory_diff(settings, 1) == (4, 0, None)
+    assert inventory_diff(settings, 2, "snap2") == (4, 2, str(inventory_path(settings, 1, "snap1")))
+    assert inventory_diff(settings, 4, "snap4") == (0, 5, str(inventory_path(settings, 2, "snap2")))
+    assert inventory_diff(settings, 1, "snap1") == (4, 0, None)
