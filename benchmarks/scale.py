@@ -1,0 +1,101 @@
+"""The archive at ten times the 30k benchmark (300,000 entities, 1,000,000
+events, production shape): does each operation complete on this machine,
+in what time and peak memory. Each operation runs as the CLI in a process of
+its own (`measure.run_measured`); the results file is rewritten after every
+phase, so a run stopped midway keeps what it measured.
+
+    python -m benchmarks.scale --out benchmarks/results/scale-300k-1m-api.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.kubo.client import KuboClient
+from arke_dr_pipeline.kubo.daemon import KuboDaemon
+from arke_dr_pipeline.simulate.testdata import GenSpec, generate
+from arke_dr_pipeline.simulate.writer import ArchiveWriter
+
+from .harness import _env, _ok, machine
+from .measure import arke_dr, run_measured
+
+PHASES = ("build-snapshot", "incremental", "export-car", "verify-car", "restore")
+
+
+def _summary(result: dict) -> dict:
+    lines = [ln for ln in result["stderr"].splitlines() if ln and not ln.startswith(("Traceback", " "))]
+    return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "log": lines[-4:]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
+    parser.add_argument("--entities", type=int, default=300_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--image-fraction", type=float, default=0.005)
+    parser.add_argument("--until", choices=PHASES, default="restore", help="the last phase to run")
+    parser.add_argument("--out", default="scale.json")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="arke-scale-"))
+    node = KuboDaemon(work / "ipfs")
+    node.start()
+    out: dict = {"machine": machine(), "entities": args.entities, "events": args.events}
+
+    def save() -> None:
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+    try:
+        settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "snapshots",
+                           backups_dir=work / "backups")
+        env = {**_env(settings), "ARKE_RPC_TIMEOUT": "3600"}
+        with KuboClient(node.api_url, timeout=3600, long_timeout=7200) as client:
+            started = time.monotonic()
+            gen = generate(client, settings, GenSpec(entities=args.entities, events=args.events, seed=1,
+                                                     image_fraction=args.image_fraction, shape="api"))
+            out["generate"] = {"seconds": round(time.monotonic() - started, 1), "blocks": gen.blocks,
+                               "bytes": gen.bytes}
+            save()
+            out["build-snapshot"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env), "full snapshot"))
+            save()
+            if args.until == "build-snapshot":
+                return 0
+            ArchiveWriter(client, settings, seed=5).run(1000)
+            out["incremental"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env), "incremental"))
+            save()
+            if args.until == "incremental":
+                return 0
+        export = _ok(run_measured(arke_dr("export-car"), env), "export")
+        car = export["stdout"].strip().splitlines()[-1]
+        out["export-car"] = {**_summary(export), "car_bytes": Path(car).stat().st_size}
+        save()
+        if args.until == "export-car":
+            return 0
+        out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", car), env), "verify"))
+        save()
+        if args.until == "verify-car":
+            return 0
+        node.stop()
+        fresh = KuboDaemon(work / "fresh")
+        fresh.start()
+        try:
+            renv = {**env, "IPFS_API_URL": fresh.api_url, "SNAPSHOTS_DIR": str(work / "restored-snapshots")}
+            out["restore"] = _summary(_ok(run_measured(arke_dr("restore", car), renv), "restore"))
+        finally:
+            fresh.stop()
+        save()
+        print(json.dumps(out, indent=2))
+    finally:
+        node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
