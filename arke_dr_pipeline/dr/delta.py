@@ -121,7 +121,11 @@ class _Edge:
 
     def need(self, cid: bytes, role: str, what: str) -> None:
         """`cid` must be a `role` block, in the delta (the caller checks its facts) or in the base."""
-        if cid in self.check.seen:
+        check = self.check
+        if cid in check.seen:
+            ours = {"manifests": check.manifests, "events": check.events}.get(role)
+            if not (cid in ours if ours is not None else cid in check.snapshots or cid in check.chunks):
+                raise BackupInvalid(cid, f"{what} {check._not_a(cid, 'a block of ' + role)}")
             return
         found = self.base_role(cid)
         if found != role:

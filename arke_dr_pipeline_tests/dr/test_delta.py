@@ -152,3 +152,16 @@ def test_an_archive_restored_from_an_older_backup_gets_a_full(fresh_kubo, tmp_pa
     with KuboClient(fresh_kubo.api_url) as client:
         restore(client, replace(settings, api_url=fresh_kubo.api_url), after.car_path)
         assert dump_digest(client, settings) == expected
+
+
+def test_a_link_into_the_delta_must_name_a_block_of_the_role_it_needs(delta):
+    """A tip naming one of the delta's events, not a manifest, is refused even though the block is there."""
+    from arke_dr_pipeline.dr.delta import _Edge, _read
+
+    car, *_ = delta
+    check, _sha = _read(car)
+    event = next(iter(check.events))
+    edge = _Edge(check, {})
+    edge.need(event, "events", "chain_cid of X")
+    with pytest.raises(BackupInvalid, match="tip of X is not a block of manifests: it is an event"):
+        edge.need(event, "manifests", "tip of X")
