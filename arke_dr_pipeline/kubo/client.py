@@ -358,12 +358,16 @@ class KuboClient:
         `files` yields (relative path, content) in sorted order; parent
         directories are announced before their children, as Kubo's multipart
         reader expects. Nothing is pinned: the tree is meant for `files/cp`.
+        `silent`: without it Kubo answers a line per file while the body is
+        still being sent, and past ~100k files both sides block on full socket
+        buffers (the request is sent whole before the answer is read); the
+        directories are still announced, once the body is in.
         """
         boundary = "arke-dr-" + os.urandom(12).hex()
         root = None
         for obj in self.json_lines(
             "add", None,
-            {"cid-version": 1, "raw-leaves": True, "pin": False, "progress": False},
+            {"cid-version": 1, "raw-leaves": True, "pin": False, "progress": False, "silent": True},
             content=_multipart_tree(boundary, wrap_dir, files), headers=_multipart_headers(boundary),
             timeout=timeout or self.long_timeout,
         ):
