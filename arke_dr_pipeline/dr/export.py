@@ -61,7 +61,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     inventory's, the blocks are read from the node. With an inventory, and
     unless `full` or the chain policy asks for a full (dr/chains.py), the CAR
     is a delta of the newest backup: only the blocks its inventory adds,
-    verified with the chain it extends.
+    verified as a delta (dr/delta.py: its blocks, its links into the base).
     """
     started = time.monotonic()
     snapshot_cid = snapshot_cid or current_snapshot(client, settings)
@@ -127,7 +127,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
 
 def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, inventory: Path, snapshot_cid: str,
                          seq: int, name: str, stamp: str, started: float) -> ExportResult:
-    """The delta the inventory pass staged (dr/increment.py), verified with its chain, renamed last."""
+    """The delta the inventory pass staged (dr/increment.py), verified as a delta (dr/delta.py), renamed last."""
     final = settings.backups_dir / f"{name}.car"
     marker = base_marker(staged)
     try:
@@ -155,7 +155,7 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
 
 def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path, snapshot_cid: str, name: str,
               extra: dict) -> tuple[Path, BackupReport, dict]:
-    """The delta CAR beside the full one, verified with the chain it extends; the full one is dropped."""
+    """The delta CAR beside the full one, verified as a delta of `base`; the full one is dropped."""
     base_sidecar = read_sidecar(base) or {}
     keep = added_cids(inventory, base.parent / base_sidecar["inventory"])
     delta = full_car.with_name(f".{name}.delta.car")
