@@ -63,3 +63,13 @@ def settings(kubo, tmp_path) -> Settings:
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
     monkeypatch.setenv("ARKE_PROGRESS", "0")
+
+
+@pytest.fixture
+def spilled(monkeypatch):
+    """Every set and map of CIDs on disk from its second entry: the 10x path, on a small archive."""
+    from arke_dr_pipeline.dr import spill
+
+    for name in ("CID_LIMIT", "FACT_LIMIT", "CHUNK_LIMIT"):
+        monkeypatch.setattr(spill, name, 1)
+    return spill

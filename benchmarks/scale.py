@@ -5,6 +5,10 @@ its own (`measure.run_measured`); the results file is rewritten after every
 phase, so a run stopped midway keeps what it measured.
 
     python -m benchmarks.scale --out benchmarks/results/scale-300k-1m-api.json
+
+Generating the archive and its first snapshot take ~16 minutes, so `--work
+DIR` keeps the archive, and `--from PHASE` re-measures from that phase on an
+archive kept earlier (the results of earlier phases stay in `--out`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from .harness import _env, _ok, machine
 from .measure import arke_dr, run_measured
 
-PHASES = ("build-snapshot", "incremental", "export-car", "verify-car", "restore")
+PHASES = ("generate", "build-snapshot", "incremental", "export-car", "verify-car", "restore")
 
 
 def _summary(result: dict) -> dict:
@@ -35,65 +39,85 @@ def _summary(result: dict) -> dict:
     return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "log": lines[-4:]}
 
 
+def _newest_car(settings: Settings) -> str:
+    cars = sorted(settings.backups_dir.glob("arke-*.car"), key=lambda p: p.stat().st_mtime)
+    if not cars:
+        raise SystemExit(f"no CAR in {settings.backups_dir}: run from export-car")
+    return str(cars[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
     parser.add_argument("--entities", type=int, default=300_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--image-fraction", type=float, default=0.005)
+    parser.add_argument("--from", dest="start", choices=PHASES, default="generate",
+                        help="the first phase to run (needs --work holding an archive kept earlier)")
     parser.add_argument("--until", choices=PHASES, default="restore", help="the last phase to run")
+    parser.add_argument("--work", help="keep the archive in this folder (default: a temporary one, removed)")
     parser.add_argument("--out", default="scale.json")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="arke-scale-"))
-    node = KuboDaemon(work / "ipfs")
-    node.start()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="arke-scale-"))
+    if args.start != "generate" and not (work / "ipfs").is_dir():
+        parser.error(f"--from {args.start} needs --work holding an archive")
+    work.mkdir(parents=True, exist_ok=True)
+    phases = PHASES[PHASES.index(args.start):PHASES.index(args.until) + 1]
     out: dict = {"machine": machine(), "entities": args.entities, "events": args.events}
+    if args.start != "generate" and Path(args.out).exists():
+        out = {**json.loads(Path(args.out).read_text()), "machine": machine()}
 
     def save() -> None:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
+    node = KuboDaemon(work / "ipfs")
+    node.start()
+    settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "snapshots",
+                       backups_dir=work / "backups")
+    env = {**_env(settings), "ARKE_RPC_TIMEOUT": "3600"}
     try:
-        settings = replace(Settings(), api_url=node.api_url, snapshots_dir=work / "snapshots",
-                           backups_dir=work / "backups")
-        env = {**_env(settings), "ARKE_RPC_TIMEOUT": "3600"}
         with KuboClient(node.api_url, timeout=3600, long_timeout=7200) as client:
-            started = time.monotonic()
-            gen = generate(client, settings, GenSpec(entities=args.entities, events=args.events, seed=1,
-                                                     image_fraction=args.image_fraction, shape="api"))
-            out["generate"] = {"seconds": round(time.monotonic() - started, 1), "blocks": gen.blocks,
-                               "bytes": gen.bytes}
+            if "generate" in phases:
+                started = time.monotonic()
+                gen = generate(client, settings, GenSpec(entities=args.entities, events=args.events, seed=1,
+                                                         image_fraction=args.image_fraction, shape="api"))
+                out["generate"] = {"seconds": round(time.monotonic() - started, 1), "blocks": gen.blocks,
+                                   "bytes": gen.bytes}
+                save()
+            if "build-snapshot" in phases:
+                out["build-snapshot"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env),
+                                                     "full snapshot"))
+                save()
+            if "incremental" in phases:
+                ArchiveWriter(client, settings, seed=5 + int(time.time()) % 1000).run(1000)
+                out["incremental"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env), "incremental"))
+                save()
+        if "export-car" in phases:
+            export = _ok(run_measured(arke_dr("export-car"), env), "export")
+            car = export["stdout"].strip().splitlines()[-1]
+            out["export-car"] = {**_summary(export), "car_bytes": Path(car).stat().st_size}
             save()
-            out["build-snapshot"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env), "full snapshot"))
+        if "verify-car" in phases:
+            out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", _newest_car(settings)), env),
+                                            "verify"))
             save()
-            if args.until == "build-snapshot":
-                return 0
-            ArchiveWriter(client, settings, seed=5).run(1000)
-            out["incremental"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env), "incremental"))
+        if "restore" in phases:
+            car = _newest_car(settings)
+            node.stop()
+            shutil.rmtree(work / "fresh", ignore_errors=True)
+            fresh = KuboDaemon(work / "fresh")
+            fresh.start()
+            try:
+                renv = {**env, "IPFS_API_URL": fresh.api_url, "SNAPSHOTS_DIR": str(work / "restored-snapshots")}
+                out["restore"] = _summary(_ok(run_measured(arke_dr("restore", car), renv), "restore"))
+            finally:
+                fresh.stop()
+                shutil.rmtree(work / "fresh", ignore_errors=True)
             save()
-            if args.until == "incremental":
-                return 0
-        export = _ok(run_measured(arke_dr("export-car"), env), "export")
-        car = export["stdout"].strip().splitlines()[-1]
-        out["export-car"] = {**_summary(export), "car_bytes": Path(car).stat().st_size}
-        save()
-        if args.until == "export-car":
-            return 0
-        out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", car), env), "verify"))
-        save()
-        if args.until == "verify-car":
-            return 0
-        node.stop()
-        fresh = KuboDaemon(work / "fresh")
-        fresh.start()
-        try:
-            renv = {**env, "IPFS_API_URL": fresh.api_url, "SNAPSHOTS_DIR": str(work / "restored-snapshots")}
-            out["restore"] = _summary(_ok(run_measured(arke_dr("restore", car), renv), "restore"))
-        finally:
-            fresh.stop()
-        save()
         print(json.dumps(out, indent=2))
     finally:
         node.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

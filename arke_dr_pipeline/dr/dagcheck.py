@@ -4,13 +4,16 @@ One pass, any source (a CAR file, a node's blocks as they are exported):
 each block is counted by role and codec, its links are tracked until seen,
 and what the archive's semantics need is kept compactly (per manifest and
 per event: PI, version, prev). Memory grows with the number of CIDs, never
-with the bytes.
+with the bytes, and only up to the limits of `spill.py`: past them, the
+CIDs and facts go to a file on disk.
 """
 
 from __future__ import annotations
 
+import marshal
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..arke.models import (
@@ -29,6 +32,7 @@ from ..errors import ArkeDrError
 from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
 from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
 from .report import BackupReport
+from .spill import CidMap, CidSet, SpillFile
 
 ROLES = ("snapshots", "events", "manifests", "components")
 # Kubo imports a block above 1 MiB only with `allow-big-block` (measured on
@@ -48,28 +52,28 @@ class BackupInvalid(ArkeDrError, ValueError):
 @dataclass
 class DagCheck:
     roots: list[bytes]
-    seen: set[bytes] = field(default_factory=set)
-    pending: dict[bytes, bytes] = field(default_factory=dict)
     blocks: Counter = field(default_factory=Counter)
     bytes: Counter = field(default_factory=Counter)
     codecs: Counter = field(default_factory=Counter)
-    manifests: dict[bytes, tuple[str, int, bytes | None]] = field(default_factory=dict)
-    events: dict[bytes, tuple[str, int, bytes | None]] = field(default_factory=dict)
     snapshots: dict[bytes, SnapshotHeader] = field(default_factory=dict)
-    chunks: dict[bytes, list[SnapshotEntry]] = field(default_factory=dict)
     other_schemas: dict[bytes, str] = field(default_factory=dict)
-    unreferenced: set[bytes] = field(default_factory=set)
     big_blocks: int = 0
 
     def __post_init__(self):
+        disk = SpillFile()
+        self.seen = CidSet(disk)
+        self.pending = CidMap(disk, "cids")  # CID -> the block linking to it
+        self.unreferenced = CidSet(disk)
+        self.manifests = CidMap(disk)  # CID -> (PI, ver, prev)
+        self.events = CidMap(disk)
+        self.chunks = CidMap(disk, "chunks", encode=_encode_entries, decode=_decode_entries)
         for r in self.roots:
             self.pending[r] = b""
 
     def add(self, cid: bytes, data: bytes) -> str:
         """Account for one block already hashed against its CID; returns its role."""
-        if cid in self.seen:
+        if not self.seen.add(cid):
             raise BackupInvalid(cid, "duplicate block")
-        self.seen.add(cid)
         if self.pending.pop(cid, None) is None:
             self.unreferenced.add(cid)
         if len(data) > KUBO_BLOCK_LIMIT:
@@ -135,15 +139,18 @@ class DagCheck:
         return f"is not {what} (schema {schema!r})" if schema else f"is not {what}"
 
     def entries_of(self, snap: bytes) -> list[SnapshotEntry]:
+        return list(self.iter_entries(snap))
+
+    def iter_entries(self, snap: bytes) -> Iterator[SnapshotEntry]:
         header = self.snapshots[snap]
         if header.entries is not None:
-            return header.entries
-        out: list[SnapshotEntry] = []
+            yield from header.entries
+            return
         for c in header.chunks or []:
-            if c not in self.chunks:
+            entries = self.chunks.get(c)
+            if entries is None:
                 raise BackupInvalid(c, "snapshot chunk missing or not a chunk")
-            out.extend(self.chunks[c])
-        return out
+            yield from entries
 
     def chain_length(self, head: bytes) -> int:
         n, cur = 0, head
@@ -183,15 +190,14 @@ class DagCheck:
                 raise BackupInvalid(snapshot, f"root {self._not_a(snapshot, 'an Arke snapshot')}")
             raise BackupInvalid(snapshot, "snapshot not in the CAR")
         header = self.snapshots[snapshot]
-        entries = self.entries_of(snapshot)
         pis: set[str] = set()
-        for e in entries:
+        for e in self.iter_entries(snapshot):
             if e.pi in pis:
                 raise BackupInvalid(snapshot, f"duplicate PI {e.pi}")
             pis.add(e.pi)
             self._check_entry(e)
-        if header.total_count != len(entries):
-            raise BackupInvalid(snapshot, f"total_count {header.total_count} but {len(entries)} entries")
+        if header.total_count != len(pis):
+            raise BackupInvalid(snapshot, f"total_count {header.total_count} but {len(pis)} entries")
         for cid, (pi, ver, prev) in self.manifests.items():
             if prev is None:
                 if ver != 1:
@@ -213,7 +219,7 @@ class DagCheck:
             prev = self.snapshots[prev].prev_snapshot
         return BackupReport(
             snapshot_cid=cid_str(snapshot), seq=header.seq, schema=header.schema,
-            event_cid=header.event_cid, ts=header.ts, entity_count=len(entries),
+            event_cid=header.event_cid, ts=header.ts, entity_count=len(pis),
             event_count=event_count, manifest_count=len(self.manifests),
             block_count=len(self.seen), big_blocks=self.big_blocks,
             blocks_by_role={r: self.blocks[r] for r in ROLES},
@@ -233,3 +239,11 @@ class DagCheck:
             raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} {self._not_a(e.chain_cid, 'an event')}")
         if ev[0] != e.pi or ev[1] != e.ver:
             raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} ver {e.ver} is {ev[0]} ver {ev[1]}")
+
+
+def _encode_entries(entries: list[SnapshotEntry]) -> bytes:
+    return marshal.dumps([(e.pi, e.ver, e.tip_cid, e.ts, e.chain_cid) for e in entries])
+
+
+def _decode_entries(data: bytes) -> list[SnapshotEntry]:
+    return [SnapshotEntry(*t) for t in marshal.loads(data)]

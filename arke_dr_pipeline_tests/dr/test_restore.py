@@ -24,9 +24,13 @@ def wiped(daemon, settings):
     return KuboClient(daemon.api_url), replace(settings, api_url=daemon.api_url)
 
 
-@pytest.mark.parametrize("spec", [None, GenSpec(entities=2000, seed=21, image_fraction=0.01, shape="mixed")],
-                         ids=["seed", "2000-entities-mixed"])
-def test_nuclear(fresh_kubo, tmp_path, spec):
+@pytest.mark.parametrize("spec, spill", [
+    (None, False), (GenSpec(entities=2000, seed=21, image_fraction=0.01, shape="mixed"), False),
+    (GenSpec(entities=300, seed=22, image_fraction=0.01, shape="api"), True),
+], ids=["seed", "2000-entities-mixed", "300-entities-api-spilled"])
+def test_nuclear(fresh_kubo, tmp_path, request, spec, spill):
+    if spill:  # the export's and the restore's checks with every CID on disk, as at 10x
+        request.getfixturevalue("spilled")
     settings = make_settings(fresh_kubo.api_url, tmp_path)
     with KuboClient(fresh_kubo.api_url) as client:
         if spec is None:

@@ -45,6 +45,13 @@ def api_archive(component: tuple[bytes, list] | None = None, extra: list | None 
     return root, snap + [(e2c, e2), (e1c, e1), (c2, d2), (c1, d1)] + comp_blocks + (extra or [])
 
 
+@pytest.fixture(params=["in-memory", "spilled"], autouse=True)
+def _spill(request):
+    """Every refusal holds when the verifier's CIDs and facts are on disk, as at 10x."""
+    if request.param == "spilled":
+        request.getfixturevalue("spilled")
+
+
 def write_car(path, root, blocks, *, v2: bool = False):
     inner = car_header([root]) + b"".join(car_section(c, d) for c, d in blocks)
     if v2:
