@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -29,6 +30,7 @@ from .paths import staging_car_path, staging_delta_path
 from .pointer import current_snapshot
 from .progress import log
 from .report import BackupReport
+from .spill import SortedLines
 from .traverse import checked_stream
 from .verify import read_sidecar, verify_car
 
@@ -92,7 +94,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
         report, cids = _car_from_node(client, snapshot_cid, source, name)
         if inventory is not None and not _same(cids, inventory):
             source.unlink()
-            raise BackupInvalid(root, f"the CAR holds {len(cids)} blocks, not the inventory's "
+            raise BackupInvalid(root, f"the CAR holds {report.block_count} blocks, not the inventory's "
                                       "(or not the same ones)")
     extra = {"inventory": os.path.basename(inventory) if inventory else None,
              "tool": f"arke-dr-pipeline {__version__}"}
@@ -173,9 +175,17 @@ def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path,
     return delta, report.with_car(size=size, sha256=sha), extra
 
 
-def _same(cids: list[str], inventory: str | os.PathLike) -> bool:
-    """The CAR's sorted CIDs are the inventory's, read from its file as compared."""
+def _same(cids: Iterable[str], inventory: str | os.PathLike) -> bool:
+    """The CAR's sorted CIDs are the inventory's, both read as compared."""
     return all(a == b for a, b in zip_longest(cids, inventory_cids(inventory)))
+
+
+def _sorted_texts(check: DagCheck) -> SortedLines:
+    """The check's CIDs as text, to be read sorted as the inventory is (on disk past spill.py's limit)."""
+    texts = SortedLines()
+    for cid in check.seen:
+        texts.add(cid_str(cid))
+    return texts
 
 
 def _staged_for(staged: Path, snapshot_cid: str) -> bool:
@@ -187,12 +197,12 @@ def _staged_for(staged: Path, snapshot_cid: str) -> bool:
         return False
 
 
-def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[BackupReport, list[str]]:
+def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[BackupReport, SortedLines]:
     report, check = verify_car(staged, snapshot_cid=snapshot_cid, use_sidecar=False)
-    return report, sorted(cid_str(c) for c in check.seen)
+    return report, _sorted_texts(check)
 
 
-def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str) -> tuple[BackupReport, list[str]]:
+def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str) -> tuple[BackupReport, SortedLines]:
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
     sink = CarWriter(path, [root])
@@ -203,4 +213,4 @@ def _car_from_node(client: KuboClient, snapshot_cid: str, path: Path, name: str)
         sink.close()
     finally:
         sink.abort()
-    return report.with_car(size=sink.size, sha256=sink.sha.hexdigest()), sorted(cid_str(c) for c in check.seen)
+    return report.with_car(size=sink.size, sha256=sink.sha.hexdigest()), _sorted_texts(check)

@@ -32,6 +32,7 @@ from .delta import check_extends
 from .files import atomic_file, atomic_write_json
 from .inventory import InventoryResult, _diff, _drop_stale_staging, _previous_inventory, inventory_path
 from .paths import staging_delta_path
+from .spill import CidSet, SpillFile
 from .traverse import checked_stream
 from .verify import read_sidecar
 
@@ -51,12 +52,9 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     header = decode_snapshot(client.block_get(root), f"snapshot {snapshot_cid}", split_cid(root)[1])
     seq = header.seq
     base_rows = base_inventory(base)
-    known = set()
+    known = CidSet(SpillFile())  # the base's blocks, then also the new ones the walk reads
     with open(base_rows) as fh:
-        for line in fh:
-            if line.strip():
-                known.add(parse_cid(line.split("\t", 1)[0]))
-    base_known = frozenset(known)
+        known.update(parse_cid(line.split("\t", 1)[0]) for line in fh if line.strip())
     check = DagCheck([root])
     rows: list[str] = []
     _drop_stale_staging(settings)
@@ -66,7 +64,8 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         for cid, data, role in checked_stream(client, snapshot_cid, check, "inventory (new blocks)", known=known):
             rows.append(f"{cid_str(cid)}\t{role}\t{CODEC_NAMES[split_cid(cid)[1]]}\t{len(data)}")
             sink.add(cid, data)
-        missing = next((c for c in check.pending if c not in base_known), None)
+        # a link still pending is to no block read here, so `known` has it only from the base
+        missing = next((c for c in check.pending if c not in known), None)
         if missing is not None:
             parent = check.pending[missing]
             raise BackupInvalid(missing, f"linked from {cid_str(parent) if parent else 'the root'} but neither "

@@ -22,6 +22,7 @@ from .dagcheck import DagCheck
 from .files import atomic_file
 from .paths import staging_car_path
 from .pointer import current_snapshot
+from .spill import SortedLines
 from .traverse import checked_stream
 
 
@@ -88,21 +89,20 @@ def build_inventory(client: KuboClient, settings: Settings,
     snapshot_cid = snapshot_cid or current_snapshot(client, settings)
     seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
                           split_cid(parse_cid(snapshot_cid))[1]).seq
-    rows: list[str] = []
+    rows = SortedLines()
     root = parse_cid(snapshot_cid)
     check = DagCheck([root])
     _drop_stale_staging(settings)
     staging = CarWriter(staging_car_path(settings.backups_dir, seq), [root])
     try:
         for cid, data, role in checked_stream(client, snapshot_cid, check, "inventory"):
-            rows.append(f"{cid_str(cid)}\t{role}\t{CODEC_NAMES[split_cid(cid)[1]]}\t{len(data)}")
+            rows.add(f"{cid_str(cid)}\t{role}\t{CODEC_NAMES[split_cid(cid)[1]]}\t{len(data)}")
             staging.add(cid, data)
         report = check.finish(root)
         staging.close()
     finally:
         staging.abort()
     del check
-    rows.sort()
     path = inventory_path(settings, seq, snapshot_cid)
     try:
         with atomic_file(path) as fh:
@@ -111,7 +111,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     except BaseException:
         staging_car_path(settings.backups_dir, seq).unlink(missing_ok=True)  # nothing staged stays behind
         raise
-    count = len(rows)
+    count = rows.count
     del rows
     prev = _previous_inventory(settings, seq)
     added, removed = _diff(prev, path)

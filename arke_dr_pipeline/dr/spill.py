@@ -12,11 +12,13 @@ is removed when the owner is collected or the process exits.
 
 from __future__ import annotations
 
+import heapq
 import marshal
 import shutil
 import sqlite3
 import tempfile
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -83,6 +85,19 @@ class CidSet:
         added = self._spill.db.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?)", (key,)).rowcount == 1
         self._len += added
         return added
+
+    def update(self, keys) -> None:
+        """Many at once: on disk, one statement for all of them."""
+        keys = iter(keys)
+        if self._mem is not None:
+            for key in keys:
+                self._mem.add(key)
+                if len(self._mem) > self._limit:
+                    self._move()
+                    break
+        if self._mem is None:
+            self._len += self._spill.db.executemany(f"INSERT OR IGNORE INTO {self._table} VALUES (?)",
+                                                    ((k,) for k in keys)).rowcount
 
     def discard(self, key: bytes) -> None:
         if self._mem is not None:
@@ -200,3 +215,87 @@ class CidMap:
         self._spill.db.executemany(f"INSERT INTO {self._table} VALUES (?, ?)",
                                    ((k, self._encode(v)) for k, v in self._mem.items()))
         self._len, self._mem = len(self._mem), None
+
+
+class CidQueue:
+    """A first-in first-out queue of CIDs, on disk past `CID_LIMIT`: the
+    frontier of a walk over millions of blocks."""
+
+    def __init__(self, directory: str | None = None):
+        self._mem: deque[bytes] = deque()
+        self._directory = directory
+        self._file = None
+        self._read = 0
+        self._len = 0
+
+    def extend(self, cids) -> None:
+        for cid in cids:
+            if self._file is None and len(self._mem) < CID_LIMIT:
+                self._mem.append(cid)
+            else:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(dir=self._directory)
+                self._file.seek(0, 2)
+                self._file.write(len(cid).to_bytes(2, "big") + cid)
+            self._len += 1
+
+    def __len__(self) -> int:
+        return self._len
+
+    def take(self, n: int) -> list[bytes]:
+        """Up to `n` CIDs, oldest first."""
+        out = []
+        while self._mem and len(out) < n:
+            out.append(self._mem.popleft())
+        if self._file is not None and len(out) < n:
+            self._file.seek(self._read)
+            while len(out) < n:
+                size = self._file.read(2)
+                if not size:
+                    break
+                out.append(self._file.read(int.from_bytes(size, "big")))
+            self._read = self._file.tell()
+        self._len -= len(out)
+        return out
+
+
+class SortedLines:
+    """Text lines given in any order, read back sorted, in bounded memory:
+    sorted runs of `CID_LIMIT` lines (at least 1,000: each run is an open
+    file while they merge) in files, merged."""
+
+    def __init__(self, directory: str | None = None):
+        self._lines: list[str] = []
+        self._runs: list = []
+        self._directory = directory
+        self.count = 0
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        self.count += 1
+        if len(self._lines) >= max(CID_LIMIT, 1000):
+            self._spill()
+
+    def _spill(self) -> None:
+        self._lines.sort()
+        run = tempfile.TemporaryFile("w+", dir=self._directory)
+        run.writelines(f"{line}\n" for line in self._lines)
+        run.seek(0)
+        self._runs.append(run)
+        self._lines = []
+
+    def __iter__(self) -> Iterator[str]:
+        """Each line once, sorted; the runs are closed at the end."""
+        if not self._runs:
+            self._lines.sort()
+            yield from self._lines
+            return
+        if self._lines:
+            self._spill()
+        try:
+            for line in heapq.merge(*self._runs):
+                yield line[:-1]
+        finally:
+            for run in self._runs:
+                run.close()
+            self._runs = []

@@ -20,6 +20,9 @@ from ..kubo.client import KuboClient
 from .chain import event_blocks
 from .dagcheck import BackupInvalid, DagCheck
 from .progress import progress
+from .spill import CidQueue, CidSet, SpillFile
+
+BATCH = 50_000  # CIDs asked of the node at a time, below the snapshot and the chain
 
 
 def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[bytes], str | None]:
@@ -41,7 +44,7 @@ def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[b
     return True, inner, links, head if isinstance(head, str) else None
 
 
-def dag_blocks(client: KuboClient, root: str, known: set[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
+def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> Iterator[tuple[bytes, bytes]]:
     """Every block reachable from the snapshot `root`, once, each hashed against its CID.
 
     Three passes, because of two walls in Kubo. Snapshot blocks are wide
@@ -53,9 +56,11 @@ def dag_blocks(client: KuboClient, root: str, known: set[bytes] | None = None) -
 
     `known` (taken over, and grown) holds blocks a backup already has: they
     are neither read nor followed, so a delta's walk reads only what is new.
+    What was seen and what is still to read go to disk past `spill.py`'s
+    limits, so the walk's memory stays flat at millions of blocks.
     """
-    seen: set[bytes] = known if known is not None else set()
-    later: list[bytes] = []
+    seen = known if known is not None else CidSet(SpillFile())
+    later = CidQueue()
     heads: list[str] = []
 
     def fetch(cids) -> Iterator[tuple[bytes, bytes]]:
@@ -91,17 +96,15 @@ def dag_blocks(client: KuboClient, root: str, known: set[bytes] | None = None) -
             seen.add(cid)
             yield cid, data
             later.extend(block_links(split_cid(cid)[1], data))
-    frontier = [c for c in later if c not in seen]
-    while frontier:
-        batch = [c for c in dict.fromkeys(frontier) if c not in seen and split_cid(c)[2] != IDENTITY]
-        frontier = []
+    while later:
+        batch = [c for c in dict.fromkeys(later.take(BATCH)) if c not in seen and split_cid(c)[2] != IDENTITY]
         for cid, data in fetch(batch):
             yield cid, data
-            frontier.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
+            later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
 
 
 def checked_stream(client: KuboClient, root: str, check: DagCheck, desc: str,
-                   known: set[bytes] | None = None) -> Iterator[tuple[bytes, bytes, str]]:
+                   known: CidSet | None = None) -> Iterator[tuple[bytes, bytes, str]]:
     bar = progress(desc)
     try:
         for cid, data in dag_blocks(client, root, known):

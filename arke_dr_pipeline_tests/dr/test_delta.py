@@ -32,9 +32,12 @@ def _backup(client, settings, **kw):
     return run_backup(client, settings, snap.snapshot_cid, **kw)
 
 
-@pytest.fixture
-def delta(client, settings, tmp_path):
-    """A full and a delta of it, copied aside to be spoiled: (delta, base, inventory, snapshot CID)."""
+@pytest.fixture(params=["in-memory", "spilled"])
+def delta(client, settings, tmp_path, request):
+    """A full and a delta of it, copied aside to be spoiled: (delta, base, inventory, snapshot CID).
+    Spilled: every backup and check with its CIDs on disk, as at 10x."""
+    if request.param == "spilled":
+        request.getfixturevalue("spilled")
     generate(client, settings, GenSpec(entities=40, seed=21, image_fraction=0.05, shape="api"))
     full = _backup(client, settings).car
     ArchiveWriter(client, settings, seed=22).run(8)

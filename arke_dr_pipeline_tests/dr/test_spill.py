@@ -60,3 +60,28 @@ def test_the_spill_folder_goes_with_its_owner(monkeypatch, tmp_path):
     del cids, disk
     gc.collect()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lines_come_back_sorted_from_runs_on_disk(monkeypatch):
+    from arke_dr_pipeline.dr import spill
+
+    monkeypatch.setattr(spill, "CID_LIMIT", 1)
+    rng = random.Random(3)
+    lines = [f"b{rng.randrange(10**12):x}\trole\t{i}" for i in range(3500)]
+    out = spill.SortedLines()
+    for line in lines:
+        out.add(line)
+    assert len(out._runs) == 3 and out.count == 3500
+    assert list(out) == sorted(lines)
+
+
+def test_a_queue_on_disk_keeps_its_order(monkeypatch):
+    from arke_dr_pipeline.dr import spill
+
+    monkeypatch.setattr(spill, "CID_LIMIT", 3)
+    queue = spill.CidQueue()
+    queue.extend(bytes([i]) * (i % 40 + 1) for i in range(10))
+    got = queue.take(4)
+    queue.extend([b"x" * 300, b"y"])
+    got += queue.take(100)
+    assert got == [bytes([i]) * (i % 40 + 1) for i in range(10)] + [b"x" * 300, b"y"] and not queue
