@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..arke.models import SnapshotEntry, SnapshotHeader
-from ..arke.snapshot_codec import decode_snapshot, encode_snapshot, snapshot_entries
-from ..ipld.cid import cid_str, parse_cid, split_cid
+from ..arke.snapshot_codec import (
+    EncodedEntry,
+    decode_chunk_block,
+    decode_snapshot,
+    encode_snapshot,
+    reusable_entries,
+    snapshot_entries,
+)
+from ..ipld.cid import CIDError, check_block, cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
 from .chain import ChainError, walk_events
@@ -62,6 +69,29 @@ def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[st
     return header, entries
 
 
+def _previous_entries(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[str, SnapshotEntry | EncodedEntry]]:
+    """The previous snapshot's entries as an incremental build needs them.
+
+    Its chunks are read pipelined and hashed against their CIDs, and an entry
+    in the plain form this project writes is kept as its bytes (its PI and
+    version read from them): decoding 300,000 entries and formatting their
+    CIDs again took 4.5 s of a 6 s incremental build at 10x.
+    """
+    header = decode_snapshot(client.block_get(cid), f"snapshot {cid}", split_cid(parse_cid(cid))[1])
+    if header.entries is not None:
+        return header, {e.pi: e for e in header.entries}
+    entries: dict[str, SnapshotEntry | EncodedEntry] = {}
+    for i, (chunk, data) in enumerate(client.get_blocks(header.chunks or [])):
+        name = f"snapshot chunk {i} ({cid_str(chunk)})"
+        try:
+            check_block(chunk, data)
+        except CIDError as exc:
+            raise ArchiveError(f"{name} of snapshot {cid}: {exc}") from None
+        for e in reusable_entries(data) or decode_chunk_block(data, name):
+            entries[e.pi] = e
+    return header, entries
+
+
 def build_snapshot(
     client: KuboClient, settings: Settings, *, wait: bool = False, trigger: str = "manual",
     check_tips: bool = True, full: bool = False,
@@ -88,11 +118,11 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             f"seq {pointer.snapshot_seq}; the newest snapshot is {repair['snapshot_cid']}, "
             f"seq {repair['seq']}): a stale rewrite by the Arke API, repaired")
         prev_cid = repair["snapshot_cid"]
-    entries: dict[str, SnapshotEntry] = {}
+    entries: dict[str, SnapshotEntry | EncodedEntry] = {}
     stop = None
     seq = 1
     if prev_cid:
-        prev_header, entries = load_snapshot(client, prev_cid)
+        prev_header, entries = _previous_entries(client, prev_cid)
         stop = prev_header.event_cid or None
         if stop is None and pointer.latest_snapshot_cid == prev_cid:
             stop = pointer.raw.get("snapshot_event_cid") or None

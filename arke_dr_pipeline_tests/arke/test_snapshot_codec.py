@@ -12,6 +12,7 @@ from arke_dr_pipeline.arke.snapshot_codec import (
     decode_snapshot,
     encode_snapshot,
     entry_dag_json,
+    reusable_entries,
     snapshot_entries,
     to_dag_json_value,
 )
@@ -94,3 +95,27 @@ def test_entries_read_back_re_encode_to_the_same_bytes():
     chunk = dag_json.encode(to_dag_json_value({"schema": "arke/snapshot-chunk@v1", "entries": [v0.to_ipld()]}))
     (back,) = decode_chunk_block(chunk, "chunk")
     assert back == v0 and back.texts is None
+
+
+@settings(max_examples=200)
+@given(ts=st.lists(st.text(max_size=20), min_size=1, max_size=8), seed=st.integers(0, 2**32))
+def test_entries_kept_as_bytes_are_their_canonical_encoding(ts, seed):
+    rng = random.Random(seed)
+    entries = sorted((_entry(rng, t) for t in ts), key=lambda e: e.pi)
+    chunk = dag_json.encode(to_dag_json_value({"entries": [e.to_ipld() for e in entries],
+                                               "schema": "arke/snapshot-chunk@v1"}))
+    kept = reusable_entries(chunk)
+    plain = all(t.isascii() and t.isprintable() and '"' not in t and "\\" not in t for t in ts)
+    assert (kept is not None) == plain
+    if kept is not None:
+        assert [(k.pi, k.ver, k.data) for k in kept] == [(e.pi, e.ver, entry_dag_json(e)) for e in entries]
+        assert decode_chunk_block(chunk, "chunk") == entries
+
+
+def test_a_chunk_not_in_the_plain_form_goes_to_the_decoder():
+    e = _entry(random.Random(5))
+    good = dag_json.encode(to_dag_json_value({"entries": [e.to_ipld()], "schema": "arke/snapshot-chunk@v1"}))
+    assert reusable_entries(good) is not None
+    assert reusable_entries(good.replace(b'"ver":', b'"ver": ')) is None
+    assert reusable_entries(good.replace(b"snapshot-chunk", b"snapshot-chunks")) is None
+    assert reusable_entries(b'{"entries":[],"schema":"arke/snapshot-chunk@v1"}') is None

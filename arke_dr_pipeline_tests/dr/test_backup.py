@@ -51,15 +51,26 @@ def test_seed_snapshot_entries_exactly(client, settings):
     assert snap.anomalies == []
 
 
-@pytest.mark.parametrize("shape", ["seed", "mixed", "api"])
-def test_incremental_equals_full(client, settings, shape):
+@pytest.mark.parametrize("shape, chunked", [("seed", False), ("mixed", False), ("api", False), ("api", True)])
+def test_incremental_equals_full(client, settings, monkeypatch, shape, chunked):
+    if chunked:  # chunks of ~10 entries: the incremental build reuses the bytes of unchanged entries
+        from arke_dr_pipeline.arke import snapshot_codec
+
+        monkeypatch.setattr(snapshot_codec, "BLOCK_LIMIT", 8192)
+        monkeypatch.setattr(snapshot_codec, "CHUNK_TARGET", 2048)
     generate(client, settings, GenSpec(entities=150, events=400, seed=11, image_fraction=0.0, shape=shape))
     first = build_snapshot(client, settings)
     ArchiveWriter(client, settings, seed=3, shape="seed" if shape == "seed" else "api").run(120)
-    second = build_snapshot(client, settings)
+    from arke_dr_pipeline.dr import snapshot
+
+    with monkeypatch.context() as m:
+        if chunked:  # every entry of the previous snapshot is taken as its bytes, none decoded
+            m.setattr(snapshot, "decode_chunk_block", None)
+        second = build_snapshot(client, settings)
     assert second.incremental and second.new_events == 120 and second.seq == 2
     # a full build of the same chain, from scratch, in a copy of the archive
-    full_settings = replace(settings, index_pointer_path=f"/arke-full-{shape}/index-pointer",
+    name = f"/arke-full-{shape}{'-chunked' if chunked else ''}"
+    full_settings = replace(settings, index_pointer_path=f"{name}/index-pointer",
                             snapshots_dir=settings.snapshots_dir / "full")
     pointer = require_pointer(client, settings.index_pointer_path)
     pointer.raw.update({"latest_snapshot_cid": None})
@@ -67,9 +78,10 @@ def test_incremental_equals_full(client, settings, shape):
     client.files_write(full_settings.index_pointer_path, pointer.encode())
     full = build_snapshot(client, full_settings)
     assert not full.incremental and full.new_events == 520
-    _, inc_entries = load_snapshot(client, second.snapshot_cid)
-    _, full_entries = load_snapshot(client, full.snapshot_cid)
+    inc_header, inc_entries = load_snapshot(client, second.snapshot_cid)
+    full_header, full_entries = load_snapshot(client, full.snapshot_cid)
     assert inc_entries == full_entries and len(full_entries) == pointer.total_count
+    assert inc_header.chunks == full_header.chunks and (len(full_header.chunks) > 10 if chunked else True)
     assert first.snapshot_cid != second.snapshot_cid
 
 
