@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import cbrrr
 import dag_json
@@ -58,8 +58,7 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEntry:
+class EncodedEntry(NamedTuple):
     """An entry of the previous snapshot kept as its canonical bytes: an
     incremental build reads 300,000 of them and changes a few hundred."""
 
@@ -69,37 +68,32 @@ class EncodedEntry:
 
 
 # exactly what `entry_dag_json` writes for a plain entry (a valid PI, CIDs as
-# Kubo spells them, a plain ts): such bytes are that entry's canonical form
+# Kubo spells them, a plain ts), then the comma before the next one or the end
 _PLAIN_ENTRY = re.compile(
-    rb'\{"chain_cid":\{"/":"b[a-z2-7]+"\},"pi":"([A-Z0-9_]{8,64})","tip_cid":\{"/":"b[a-z2-7]+"\},'
-    rb'"ts":"[\x20\x21\x23-\x5b\x5d-\x7e]*","ver":([1-9][0-9]{0,17})\}')
+    rb'(\{"chain_cid":\{"/":"b[a-z2-7]+"\},"pi":"([A-Z0-9_]{8,64})","tip_cid":\{"/":"b[a-z2-7]+"\},'
+    rb'"ts":"[\x20\x21\x23-\x5b\x5d-\x7e]*","ver":([1-9][0-9]{0,17})\})(?:,|(?=\],"schema":))')
 _CHUNK_HEAD = b'{"entries":['
 _CHUNK_TAIL = b'],"schema":"' + CHUNK_SCHEMA.encode() + b'"}'
-_BETWEEN = b'},{"chain_cid":'
 
 
 def reusable_entries(data: bytes) -> list[EncodedEntry] | None:
     """The entries of a chunk block as their bytes, when every one is in the
     plain form `entry_dag_json` writes; None sends the chunk to the decoder.
 
-    Splitting between entries at `},{"chain_cid":` is exact in valid JSON: the
-    quote after `{` is unescaped, so it opens a key and the three bytes before
-    it are outside any string; each piece must then match the plain form whole.
+    The plain form holds no bracket, brace or quote inside its strings, so
+    entries matched back to back from the head to the tail are the array's
+    items exactly; a gap anywhere, or a chunk framed otherwise, is not plain.
     """
     if not (data.startswith(_CHUNK_HEAD) and data.endswith(_CHUNK_TAIL)):
         return None
-    pieces = data[len(_CHUNK_HEAD):-len(_CHUNK_TAIL)].split(_BETWEEN)
-    if len(pieces) > 1:
-        pieces = [pieces[0] + b"}", *(b'{"chain_cid":' + p + b"}" for p in pieces[1:-1]),
-                  b'{"chain_cid":' + pieces[-1]]
     out = []
-    match = _PLAIN_ENTRY.fullmatch
-    for piece in pieces:
-        m = match(piece)
-        if m is None:
+    at = len(_CHUNK_HEAD)
+    for m in _PLAIN_ENTRY.finditer(data, at):
+        if m.start() != at:
             return None
-        out.append(EncodedEntry(m[1].decode(), int(m[2]), piece))
-    return out
+        out.append(EncodedEntry(m[2].decode(), int(m[3]), m[1]))
+        at = m.end()
+    return out if out and at == len(data) - len(_CHUNK_TAIL) else None
 
 
 def entry_dag_json(e: SnapshotEntry | EncodedEntry) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import zip_longest
 
 from ..arke.models import SnapshotEntry, SnapshotHeader
 from ..arke.snapshot_codec import (
@@ -186,8 +187,8 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         seq=seq, ts=ts, event_cid=head, prev_snapshot=parse_cid(prev_cid) if prev_cid else None,
         entries=ordered,
     )
-    for cid, data in blocks:
-        got = client.block_put(data, cid_codec="dag-json")
+    stored = client.block_put_many([data for _, data in blocks], cid_codec="dag-json")
+    for (cid, _), got in zip_longest(blocks, stored):
         if got != cid_str(cid):
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
     snapshot_cid = cid_str(root)
