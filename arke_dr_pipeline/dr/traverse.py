@@ -10,19 +10,24 @@ against its CID and checked by `DagCheck` as it streams.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 
 import cbrrr
 
 from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
-from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, parse_cid, split_cid
+from ..ipld.car import CarError, CarReader
+from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, make_cid, parse_cid, split_cid
 from ..ipld.links import block_links, dag_cbor_links, dag_json_links
 from ..kubo.client import KuboClient
+from ..kubo.errors import KuboError
 from .chain import event_blocks
 from .dagcheck import BackupInvalid, DagCheck
 from .progress import progress
 from .spill import CidQueue, CidSet, SpillFile
+from .streams import IterReader
 
-BATCH = 50_000  # CIDs asked of the node at a time, below the snapshot and the chain
+BATCH = 20_000  # CIDs asked of the node at a time below the snapshot and the chain: one listing block's worth
+LISTED = 256  # from this many CIDs on, one listing `dag/export` beats pipelined `block/get`
 
 
 def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[bytes], str | None]:
@@ -63,8 +68,22 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> It
     later = CidQueue()
     heads: list[str] = []
 
-    def fetch(cids) -> Iterator[tuple[bytes, bytes]]:
-        for cid, data in client.get_blocks(cids):
+    def held_back(listed: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        """What an export that broke off held back, asked for one by one."""
+        rest = [c for c in listed if c not in seen]
+        if rest:
+            yield from client.get_blocks(rest)
+
+    def fetch(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        # a dag-json block may be a seed-shaped event: an export from it would walk the chain again
+        listed = [c for c in cids if split_cid(c)[1] != DAG_JSON]
+        asked = [c for c in cids if split_cid(c)[1] == DAG_JSON]
+        if len(listed) >= LISTED:
+            blocks = chain(_listed_blocks(client, listed), client.get_blocks(asked) if asked else (),
+                           held_back(listed))
+        else:
+            blocks = client.get_blocks(cids)
+        for cid, data in _missing_named(blocks):
             if cid in seen:
                 continue
             try:
@@ -101,6 +120,42 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> It
         for cid, data in fetch(batch):
             yield cid, data
             later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
+
+
+def _missing_named(blocks: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """A block the node does not have is a backup that cannot be made: said as the DAG check says it."""
+    try:
+        yield from blocks
+    except KuboError as exc:
+        if exc.arg and ("not found" in exc.kubo_message or "could not find" in exc.kubo_message):
+            raise BackupInvalid(exc.arg, f"block missing: the node does not have it ({exc.kubo_message})") from None
+        raise
+
+
+def _listed_blocks(client: KuboClient, cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """`cids`, and every block Kubo can follow below them, in one `dag/export`
+    of a temporary block listing them.
+
+    Kubo serves ~12,000 blocks/s this way against ~4,000 with pipelined
+    `block/get` (measured on the 30k archive; its per-request cost is the
+    limit), and follows the real links of a component's UnixFS DAG itself.
+    The listing block stays in the node unpinned, for its next `repo gc`:
+    `block/rm` checks every recursive pin and takes minutes on this archive.
+    A block missing from the node ends the stream early; the caller asks for
+    what it held back one by one, which names the missing block.
+    """
+    listing = cbrrr.encode_dag_cbor([cbrrr.CID(c) for c in cids])
+    key = make_cid(DAG_CBOR, listing)
+    stored = client.block_put(listing, cid_codec="dag-cbor")
+    if stored != cid_str(key):
+        raise BackupInvalid(key, f"the node stored the listing block as {stored}")
+    try:
+        with client.dag_export(key) as chunks:
+            for block in CarReader(IterReader(chunks), verify=False):
+                if block.cid != key:
+                    yield block.cid, block.data
+    except CarError as exc:
+        raise BackupInvalid(None, f"the node's export of {len(cids)} blocks broke off: {exc}") from None
 
 
 def checked_stream(client: KuboClient, root: str, check: DagCheck, desc: str,

@@ -14,7 +14,7 @@ class KuboError(ArkeDrError, RuntimeError):
         self.arg = cid_str(arg) if isinstance(arg, bytes) else arg
         self.kubo_message = message
         self.code = code
-        where = f"{call} {arg}" if arg else call
+        where = f"{call} {self.arg}" if arg else call
         super().__init__(f"{where}: {message}")
 
 

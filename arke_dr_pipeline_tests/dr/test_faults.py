@@ -173,3 +173,26 @@ def test_a_staged_car_of_another_snapshot_is_passed_over(client, settings):
     report = verify_car(car.car_path)[0]
     assert report.snapshot_cid == second.snapshot_cid != first.snapshot_cid
     assert report.block_count == inv.block_count
+
+
+@pytest.mark.parametrize("role", ["manifest", "image chunk"])
+def test_a_block_missing_from_the_node_refuses_the_backup_naming_it(fresh_kubo, tmp_path, role):
+    """Manifests are read in listing exports, an image's chunks by Kubo's own walk below its root."""
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=400, seed=31, image_fraction=0.05, shape="api"))
+        build_snapshot(client, settings)
+        inventory = build_inventory(client, settings)
+        rows = [line.split("\t") for line in Path(inventory.path).read_text().splitlines()]
+        if role == "manifest":
+            victim = next(cid for cid, kind, codec, _ in rows if kind == "manifests" and codec == "dag-cbor")
+        else:
+            victim = next(cid for cid, kind, codec, size in rows if codec == "raw" and int(size) >= 100_000)
+        for cid in client.pin_ls():
+            client.request("pin/rm", cid)
+        client.request("block/rm", victim)
+        for staged in settings.backups_dir.iterdir():
+            staged.unlink()
+        with pytest.raises(BackupInvalid, match=f"{victim}: block missing"):
+            build_inventory(client, settings)
+        assert files(settings.backups_dir) == []  # no inventory, nothing staged
