@@ -18,8 +18,9 @@ from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, make_cid, parse_cid, split_cid
 from ..ipld.links import block_links, dag_cbor_links, dag_json_links
+from ..kubo.blocks import export_stream
 from ..kubo.client import KuboClient
-from ..kubo.errors import KuboError
+from ..kubo.errors import KuboError, KuboUnreachable
 from .chain import event_blocks
 from .dagcheck import BackupInvalid, DagCheck
 from .progress import progress
@@ -150,12 +151,13 @@ def _listed_blocks(client: KuboClient, cids: list[bytes]) -> Iterator[tuple[byte
     if stored != cid_str(key):
         raise BackupInvalid(key, f"the node stored the listing block as {stored}")
     try:
-        with client.dag_export(key) as chunks:
-            for block in CarReader(IterReader(chunks), verify=False):
-                if block.cid != key:
-                    yield block.cid, block.data
-    except CarError as exc:
-        raise BackupInvalid(None, f"the node's export of {len(cids)} blocks broke off: {exc}") from None
+        for block in CarReader(IterReader(export_stream(client.api_url, key, timeout=client.timeout)), verify=False):
+            if block.cid != key:
+                yield block.cid, block.data
+    except KuboUnreachable:
+        raise
+    except (CarError, KuboError):  # a block it lacks: the caller asks for the rest one by one
+        return
 
 
 def checked_stream(client: KuboClient, root: str, check: DagCheck, desc: str,

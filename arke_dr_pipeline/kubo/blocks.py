@@ -182,3 +182,50 @@ class BlockSession:
     def close(self) -> None:
         self.stream.close()
         self.sock.close()
+
+
+def export_stream(api_url: str, cid: CidLike, *, timeout: float = 30.0) -> Iterator[bytes]:
+    """The body of `dag/export cid` (offline) as its HTTP chunks, read off a raw connection.
+
+    Kubo writes a CAR in writes of a few bytes each (a length, a CID, a
+    block); through httpx every one is an event of the HTTP parser, and that
+    parsing took more time than Kubo's export itself. A failure Kubo reports
+    in its trailer, after the status said 200, is raised at the end.
+    """
+    u = urlparse(api_url)
+    path = u.path.rstrip("/")
+    try:
+        sock = socket.create_connection((u.hostname or "localhost", u.port or 80), timeout=timeout)
+    except OSError as exc:
+        raise KuboUnreachable("dag/export", cid, f"node at {api_url} unreachable ({exc})") from None
+    try:
+        sock.sendall((f"POST {path}/dag/export?arg={quote(cid_str(cid))}&offline=true&progress=false HTTP/1.1\r\n"
+                      f"Host: {u.netloc}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").encode())
+        stream = sock.makefile("rb", buffering=1 << 20)
+        status = stream.readline()
+        if not status:
+            raise KuboUnreachable("dag/export", cid, f"node at {api_url} closed the connection")
+        code = int(status.split(b" ", 2)[1])
+        headers = _read_fields(stream)
+        if code != 200 or headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+            body, _ = PipelinedBlockReader._read_body(stream, headers)
+            try:
+                msg = json.loads(body).get("Message", "")
+            except (ValueError, AttributeError):
+                msg = body.decode(errors="replace")
+            raise KuboError("dag/export", cid, msg.strip() or f"HTTP {code}", code=code)
+        while True:
+            size = int(stream.readline().split(b";", 1)[0], 16)
+            if size == 0:
+                break
+            yield stream.read(size)
+            stream.readline()
+        error = _read_fields(stream).get(b"x-stream-error")
+        if error:
+            raise KuboError("dag/export", cid, error.decode(errors="replace"))
+    except (ValueError, IndexError):
+        raise KuboUnreachable("dag/export", cid, f"node at {api_url} broke off its answer") from None
+    except (TimeoutError, OSError) as exc:
+        raise KuboUnreachable("dag/export", cid, f"node at {api_url} stopped answering ({exc})") from None
+    finally:
+        sock.close()
