@@ -84,7 +84,7 @@ def main() -> int:
                                    "bytes": gen.bytes}
                 save()
             if "build-snapshot" in phases:
-                out["build-snapshot"] = _summary(_ok(run_measured(arke_dr("build-snapshot"), env),
+                out["build-snapshot"] = _summary(_ok(run_measured(arke_dr("build-snapshot", "--full"), env),
                                                      "full snapshot"))
                 save()
             if "incremental" in phases:

@@ -39,6 +39,8 @@ from .pointer import (
 from .progress import log, progress
 from .tips import read_tips, read_tips_of
 
+PUT_BATCH = 16  # snapshot blocks per block/put: ~14 MB of request body at a time
+
 
 @dataclass
 class SnapshotResult:
@@ -187,7 +189,8 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         seq=seq, ts=ts, event_cid=head, prev_snapshot=parse_cid(prev_cid) if prev_cid else None,
         entries=ordered,
     )
-    stored = client.block_put_many([data for _, data in blocks], cid_codec="dag-json")
+    stored = [key for i in range(0, len(blocks), PUT_BATCH)
+              for key in client.block_put_many([data for _, data in blocks[i:i + PUT_BATCH]], cid_codec="dag-json")]
     for (cid, _), got in zip_longest(blocks, stored):
         if got != cid_str(cid):
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
