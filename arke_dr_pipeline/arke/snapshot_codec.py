@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from itertools import chain
-from typing import NamedTuple
+from operator import itemgetter
 
 import cbrrr
 import dag_json
@@ -59,14 +59,10 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-class EncodedEntry(NamedTuple):
-    """An entry of the previous snapshot kept as its canonical bytes: an
-    incremental build reads 300,000 of them and changes a few hundred."""
-
-    pi: str
-    ver: int
-    data: bytes
-
+# An entry of the previous snapshot kept as it was read: (its canonical
+# bytes, PI, ver), all bytes. An incremental build reads 300,000 of them and
+# changes a few hundred, so they are made by the pattern below in C.
+EncodedEntry = tuple[bytes, bytes, bytes]
 
 # exactly what `entry_dag_json` writes for a plain entry (a valid PI, CIDs as
 # Kubo spells them, a plain ts), then the comma before the next one or the end
@@ -77,24 +73,25 @@ _CHUNK_HEAD = b'{"entries":['
 _CHUNK_TAIL = b'],"schema":"' + CHUNK_SCHEMA.encode() + b'"}'
 
 
-def reusable_entries(data: bytes) -> list[EncodedEntry] | None:
-    """The entries of a chunk block as their bytes, when every one is in the
-    plain form `entry_dag_json` writes; None sends the chunk to the decoder.
+def reusable_entries(data: bytes) -> dict[str, EncodedEntry] | None:
+    """The entries of a chunk block by PI, as their bytes, when every one is
+    in the plain form `entry_dag_json` writes; None sends the chunk to the decoder.
 
-    The plain form holds no bracket, brace or quote inside its strings, so
-    entries matched back to back from the head to the tail are the array's
-    items exactly; a gap anywhere, or a chunk framed otherwise, is not plain.
+    The plain form holds no bracket, brace or quote inside its strings, and
+    matches never overlap: when they and their commas add up to the whole
+    array, they are its items, back to back.
     """
     if not (data.startswith(_CHUNK_HEAD) and data.endswith(_CHUNK_TAIL)):
         return None
-    out = []
-    at = len(_CHUNK_HEAD)
-    for m in _PLAIN_ENTRY.finditer(data, at):
-        if m.start() != at:
-            return None
-        out.append(EncodedEntry(m[2].decode(), int(m[3]), m[1]))
-        at = m.end()
-    return out if out and at == len(data) - len(_CHUNK_TAIL) else None
+    found = _PLAIN_ENTRY.findall(data, len(_CHUNK_HEAD))
+    items = len(data) - len(_CHUNK_HEAD) - len(_CHUNK_TAIL)
+    if not found or sum(map(len, map(itemgetter(0), found))) + len(found) - 1 != items:
+        return None
+    return dict(zip(map(bytes.decode, map(itemgetter(1), found)), found, strict=True))
+
+
+def entry_ver(e: SnapshotEntry | EncodedEntry) -> int:
+    return int(e[2]) if type(e) is tuple else e.ver
 
 
 def entry_dag_json(e: SnapshotEntry | EncodedEntry) -> bytes:
@@ -105,8 +102,8 @@ def entry_dag_json(e: SnapshotEntry | EncodedEntry) -> bytes:
     to the generic encoder, and the tests hold the two equal. An entry kept
     as its bytes is those bytes.
     """
-    if type(e) is EncodedEntry:
-        return e.data
+    if type(e) is tuple:
+        return e[0]
     if _plain(e.pi) and _plain(e.ts) and type(e.ver) is int:
         tip, chain = e.texts or (cid_str(e.tip_cid), cid_str(e.chain_cid))
         return (f'{{"chain_cid":{{"/":"{chain}"}},"pi":"{e.pi}",'

@@ -18,6 +18,7 @@ from ..arke.snapshot_codec import (
     decode_chunk_block,
     decode_snapshot,
     encode_snapshot,
+    entry_ver,
     reusable_entries,
     snapshot_entries,
 )
@@ -90,8 +91,8 @@ def _previous_entries(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dic
             check_block(chunk, data)
         except CIDError as exc:
             raise ArchiveError(f"{name} of snapshot {cid}: {exc}") from None
-        for e in reusable_entries(data) or decode_chunk_block(data, name):
-            entries[e.pi] = e
+        kept = reusable_entries(data)
+        entries.update(kept if kept is not None else ((e.pi, e) for e in decode_chunk_block(data, name)))
     return header, entries
 
 
@@ -169,8 +170,8 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         )
     for pi, entry in newest.items():
         old = entries.get(pi)
-        if old is not None and entry.ver < old.ver:
-            anomalies.append(f"{pi}: ver goes backwards from {old.ver} to {entry.ver}")
+        if old is not None and entry.ver < entry_ver(old):
+            anomalies.append(f"{pi}: ver goes backwards from {entry_ver(old)} to {entry.ver}")
         entries[pi] = entry
     ordered = [entries[pi] for pi in sorted(entries)]
     log(f"walked {walked} events in {time.monotonic() - started:.1f}s; {len(ordered)} entities")
