@@ -22,10 +22,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import ArkeDrError
+
 CID_LIMIT = 500_000  # CIDs only: ~100 bytes each in memory
 FACT_LIMIT = 150_000  # a CID and a tuple: ~260 bytes each
 CHUNK_LIMIT = 16  # snapshot chunks: up to ~3,600 entries each
 CACHE_KIB = 16 * 1024
+
+
+class SpillError(ArkeDrError, OSError):
+    """The spill file could not be written (a full or unwritable `TMPDIR`)."""
 
 
 class SpillFile:
@@ -34,25 +40,42 @@ class SpillFile:
     def __init__(self, directory: str | None = None):
         self._directory = directory
         self._db: sqlite3.Connection | None = None
+        self._folder = ""
         self._tables = 0
 
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            folder = tempfile.mkdtemp(prefix="arke-spill-", dir=self._directory)
-            db = sqlite3.connect(Path(folder) / "spill.db", isolation_level=None)
-            for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE",
-                           "temp_store=FILE", f"cache_size=-{CACHE_KIB}"):
-                db.execute(f"PRAGMA {pragma}")
+            try:
+                self._folder = tempfile.mkdtemp(prefix="arke-spill-", dir=self._directory)
+                db = sqlite3.connect(Path(self._folder) / "spill.db", isolation_level=None)
+                for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE",
+                               "temp_store=FILE", f"cache_size=-{CACHE_KIB}"):
+                    db.execute(f"PRAGMA {pragma}")
+            except (OSError, sqlite3.Error) as exc:
+                raise SpillError(f"cannot keep CIDs on disk in {self._directory or tempfile.gettempdir()}: "
+                                 f"{exc}") from None
             self._db = db
-            weakref.finalize(self, _remove, db, folder)
+            weakref.finalize(self, _remove, db, self._folder)
         return self._db
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise SpillError(f"cannot keep CIDs on disk in {self._folder}: {exc}") from None
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        try:
+            return self.db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise SpillError(f"cannot keep CIDs on disk in {self._folder}: {exc}") from None
 
     def table(self, value: bool) -> str:
         self._tables += 1
         name = f"t{self._tables}"
         columns = "k BLOB PRIMARY KEY, v BLOB" if value else "k BLOB PRIMARY KEY"
-        self.db.execute(f"CREATE TABLE {name} ({columns}) WITHOUT ROWID")
+        self.execute(f"CREATE TABLE {name} ({columns}) WITHOUT ROWID")
         return name
 
 
@@ -82,7 +105,7 @@ class CidSet:
             if len(self._mem) > self._limit:
                 self._move()
             return True
-        added = self._spill.db.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?)", (key,)).rowcount == 1
+        added = self._spill.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?)", (key,)).rowcount == 1
         self._len += added
         return added
 
@@ -96,19 +119,19 @@ class CidSet:
                     self._move()
                     break
         if self._mem is None:
-            self._len += self._spill.db.executemany(f"INSERT OR IGNORE INTO {self._table} VALUES (?)",
+            self._len += self._spill.executemany(f"INSERT OR IGNORE INTO {self._table} VALUES (?)",
                                                     ((k,) for k in keys)).rowcount
 
     def discard(self, key: bytes) -> None:
         if self._mem is not None:
             self._mem.discard(key)
         else:
-            self._len -= self._spill.db.execute(f"DELETE FROM {self._table} WHERE k=?", (key,)).rowcount
+            self._len -= self._spill.execute(f"DELETE FROM {self._table} WHERE k=?", (key,)).rowcount
 
     def __contains__(self, key: object) -> bool:
         if self._mem is not None:
             return key in self._mem
-        return self._spill.db.execute(f"SELECT 1 FROM {self._table} WHERE k=?", (key,)).fetchone() is not None
+        return self._spill.execute(f"SELECT 1 FROM {self._table} WHERE k=?", (key,)).fetchone() is not None
 
     def __len__(self) -> int:
         return len(self._mem) if self._mem is not None else self._len
@@ -119,11 +142,11 @@ class CidSet:
     def __iter__(self) -> Iterator[bytes]:
         if self._mem is not None:
             return iter(self._mem)
-        return (k for (k,) in self._spill.db.execute(f"SELECT k FROM {self._table}"))
+        return (k for (k,) in self._spill.execute(f"SELECT k FROM {self._table}"))
 
     def _move(self) -> None:
         self._table = self._spill.table(value=False)
-        self._spill.db.executemany(f"INSERT INTO {self._table} VALUES (?)", ((k,) for k in self._mem))
+        self._spill.executemany(f"INSERT INTO {self._table} VALUES (?)", ((k,) for k in self._mem))
         self._len, self._mem = len(self._mem), None
 
 
@@ -151,31 +174,31 @@ class CidMap:
             if len(self._mem) > self._limit:
                 self._move()
             return
-        cur = self._spill.db.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?, ?)",
+        cur = self._spill.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?, ?)",
                                      (key, self._encode(value)))
         if cur.rowcount == 1:
             self._len += 1
         else:
-            self._spill.db.execute(f"UPDATE {self._table} SET v=? WHERE k=?", (self._encode(value), key))
+            self._spill.execute(f"UPDATE {self._table} SET v=? WHERE k=?", (self._encode(value), key))
 
     def setdefault(self, key: bytes, value) -> None:
         if self._mem is not None:
             if key not in self._mem:
                 self[key] = value
             return
-        self._len += self._spill.db.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?, ?)",
+        self._len += self._spill.execute(f"INSERT OR IGNORE INTO {self._table} VALUES (?, ?)",
                                             (key, self._encode(value))).rowcount
 
     def get(self, key: bytes, default=None):
         if self._mem is not None:
             return self._mem.get(key, default)
-        row = self._spill.db.execute(f"SELECT v FROM {self._table} WHERE k=?", (key,)).fetchone()
+        row = self._spill.execute(f"SELECT v FROM {self._table} WHERE k=?", (key,)).fetchone()
         return default if row is None else self._decode(row[0])
 
     def __getitem__(self, key: bytes):
         if self._mem is not None:
             return self._mem[key]
-        row = self._spill.db.execute(f"SELECT v FROM {self._table} WHERE k=?", (key,)).fetchone()
+        row = self._spill.execute(f"SELECT v FROM {self._table} WHERE k=?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return self._decode(row[0])
@@ -183,7 +206,7 @@ class CidMap:
     def pop(self, key: bytes, default=None):
         if self._mem is not None:
             return self._mem.pop(key, default)
-        row = self._spill.db.execute(f"DELETE FROM {self._table} WHERE k=? RETURNING v", (key,)).fetchone()
+        row = self._spill.execute(f"DELETE FROM {self._table} WHERE k=? RETURNING v", (key,)).fetchone()
         if row is None:
             return default
         self._len -= 1
@@ -192,7 +215,7 @@ class CidMap:
     def __contains__(self, key: object) -> bool:
         if self._mem is not None:
             return key in self._mem
-        return self._spill.db.execute(f"SELECT 1 FROM {self._table} WHERE k=?", (key,)).fetchone() is not None
+        return self._spill.execute(f"SELECT 1 FROM {self._table} WHERE k=?", (key,)).fetchone() is not None
 
     def __len__(self) -> int:
         return len(self._mem) if self._mem is not None else self._len
@@ -203,16 +226,16 @@ class CidMap:
     def __iter__(self) -> Iterator[bytes]:
         if self._mem is not None:
             return iter(self._mem)
-        return (k for (k,) in self._spill.db.execute(f"SELECT k FROM {self._table}"))
+        return (k for (k,) in self._spill.execute(f"SELECT k FROM {self._table}"))
 
     def items(self) -> Iterator[tuple[bytes, object]]:
         if self._mem is not None:
             return iter(self._mem.items())
-        return ((k, self._decode(v)) for k, v in self._spill.db.execute(f"SELECT k, v FROM {self._table}"))
+        return ((k, self._decode(v)) for k, v in self._spill.execute(f"SELECT k, v FROM {self._table}"))
 
     def _move(self) -> None:
         self._table = self._spill.table(value=True)
-        self._spill.db.executemany(f"INSERT INTO {self._table} VALUES (?, ?)",
+        self._spill.executemany(f"INSERT INTO {self._table} VALUES (?, ?)",
                                    ((k, self._encode(v)) for k, v in self._mem.items()))
         self._len, self._mem = len(self._mem), None
 

@@ -85,3 +85,15 @@ def test_a_queue_on_disk_keeps_its_order(monkeypatch):
     queue.extend([b"x" * 300, b"y"])
     got += queue.take(100)
     assert got == [bytes([i]) * (i % 40 + 1) for i in range(10)] + [b"x" * 300, b"y"] and not queue
+
+
+def test_no_room_for_the_spill_file_is_one_clear_error(monkeypatch, tmp_path):
+    from arke_dr_pipeline.dr import spill
+    from arke_dr_pipeline.errors import ArkeDrError
+
+    monkeypatch.setattr(spill, "CID_LIMIT", 1)
+    cids = CidSet(SpillFile(str(tmp_path / "gone")))
+    cids.add(b"a" * 36)
+    with pytest.raises(ArkeDrError, match=r"^cannot keep CIDs on disk in .*gone.*No such file") as err:
+        cids.add(b"b" * 36)
+    assert "\n" not in str(err.value)
