@@ -69,11 +69,13 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> It
     later = CidQueue()
     heads: list[str] = []
 
-    def held_back(listed: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        """What an export that broke off held back, asked for one by one."""
-        rest = [c for c in listed if c not in seen]
-        if rest:
-            yield from client.get_blocks(rest)
+    def one_by_one(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        """Those not seen yet, a request each: Kubo may drop a pipelined
+        connection at a missing block instead of answering that it lacks it,
+        and an export stops at one; asked alone, it is named."""
+        for cid in cids:
+            if cid not in seen:
+                yield cid, client.request("block/get", cid, {"offline": True}).content
 
     def fetch(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
         # a dag-json block may be a seed-shaped event: an export from it would walk the chain again
@@ -81,9 +83,15 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> It
         asked = [c for c in cids if split_cid(c)[1] == DAG_JSON]
         if len(listed) >= LISTED:
             blocks = chain(_listed_blocks(client, listed), client.get_blocks(asked) if asked else (),
-                           held_back(listed))
+                           one_by_one(listed))
         else:
             blocks = client.get_blocks(cids)
+        try:
+            yield from checked(blocks)
+        except KuboUnreachable:
+            yield from checked(one_by_one(cids))  # a node that is gone fails here again
+
+    def checked(blocks: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         for cid, data in _missing_named(blocks):
             if cid in seen:
                 continue
