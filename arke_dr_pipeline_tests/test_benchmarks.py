@@ -30,3 +30,15 @@ def test_small_benchmark_run_produces_every_figure(tmp_path, capsys):
     assert {"cores", "memory_mb", "python", "kubo"} <= set(results["machine"])
     assert "targets:" in capsys.readouterr().out
     assert (tmp_path / "results.txt").exists()
+
+
+def test_a_run_of_some_phases_measures_only_those(tmp_path):
+    out = tmp_path / "results.json"
+    assert main(["run", "--entities", "60", "--events", "150", "--chain-events", "0", "--large-mb", "4",
+                 "--small-blocks", "2000", "--phases", "export,verify", "--workdir", str(tmp_path / "work"),
+                 "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert "snapshot" not in results and "restore" not in results
+    assert results["export"]["car_blocks"] > 0 and results["verify"]["archive_car_verify_s"] > 0
+    measured = {t["target"].split(" ")[0]: t["measured"] for t in results["targets"]}
+    assert measured["export"] is not None and measured["restore"] is None

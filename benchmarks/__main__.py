@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .harness import run, save, table
+from .harness import PHASES, run, save, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop the baseline's per-entity tip writes after this long and extrapolate")
     r.add_argument("--shape", choices=["api", "seed", "mixed"], default="api",
                    help="who wrote the archive (DESIGN.md §1): the Arke API, the seed's generator, or both")
+    r.add_argument("--phases", default=",".join(PHASES),
+                   help="the phases to measure, of " + ",".join(PHASES) + " (the export always runs)")
     r.add_argument("--out", default="results.json")
     args = parser.parse_args(argv)
     results = run(entities=args.entities, events=args.events, chain_events=args.chain_events,
                   image_fraction=args.image_fraction, large_mb=args.large_mb, small_blocks=args.small_blocks,
                   bare_export_rss_limit_mb=args.bare_export_rss_limit_mb, workdir=args.workdir,
-                  baseline_budget_s=args.baseline_budget_s, partial=args.out + ".partial", shape=args.shape)
+                  baseline_budget_s=args.baseline_budget_s, partial=args.out + ".partial", shape=args.shape,
+                  phases=tuple(args.phases.split(",")))
     save(results, args.out)
     text = table(results)
     print(text)
