@@ -62,7 +62,7 @@ class DagCheck:
     def __post_init__(self):
         disk = SpillFile()
         self.seen = CidSet(disk)
-        self.pending = CidMap(disk, "cids")  # CID -> the block linking to it
+        self.pending = CidMap(disk, "links")  # CID -> the block linking to it
         self.unreferenced = CidSet(disk)
         self.manifests = CidMap(disk)  # CID -> (PI, ver, prev)
         self.events = CidMap(disk)

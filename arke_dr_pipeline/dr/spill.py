@@ -26,8 +26,9 @@ from pathlib import Path
 
 from ..errors import ArkeDrError
 
-CID_LIMIT = 500_000  # CIDs only: ~100 bytes each in memory
-FACT_LIMIT = 150_000  # a CID and a tuple: ~260 bytes each
+CID_LIMIT = 400_000  # CIDs only: ~100 bytes each in memory
+FACT_LIMIT = 150_000  # a CID and a tuple: ~250 bytes each
+LINK_LIMIT = 250_000  # a CID and the CID linking to it: ~170 bytes each
 CHUNK_LIMIT = 16  # snapshot chunks: up to ~3,600 entries each
 CACHE_KIB = 16 * 1024
 
@@ -130,16 +131,21 @@ class _Tiers:
     def _select(self, key: bytes, column: str) -> tuple | None:
         return self._spill.execute(f"SELECT {column} FROM {self._table} WHERE k=?", (key,)).fetchone()
 
-    def _write(self, rows: list[tuple]) -> None:
+    def _write(self, mem: set | dict, encode: Callable[[object], bytes] | None = None) -> None:
+        """Every key in memory to disk, in key order (SQLite then appends to
+        its B-tree's pages instead of visiting them at random), a row at a
+        time: no second copy of what memory holds."""
         if not self._table:
             self._table = self._spill.table(value=self._value)
             self._bloom = _Bloom()
-        marks = "?, ?" if self._value else "?"
-        rows.sort()  # in key order SQLite appends to its B-tree's pages instead of visiting them at random
-        self._spill.executemany(f"INSERT INTO {self._table} VALUES ({marks})", rows)
-        for row in rows:
-            self._bloom.add(row[0])
-        self._disk += len(rows)
+        keys = sorted(mem)
+        if encode is None:
+            self._spill.executemany(f"INSERT INTO {self._table} VALUES (?)", ((k,) for k in keys))
+        else:
+            self._spill.executemany(f"INSERT INTO {self._table} VALUES (?, ?)", ((k, encode(mem[k])) for k in keys))
+        for key in keys:
+            self._bloom.add(key)
+        self._disk += len(keys)
 
     def _delete(self, key: bytes, returning: bool = False):
         cur = self._spill.execute(f"DELETE FROM {self._table} WHERE k=?" + (" RETURNING v" if returning else ""),
@@ -168,7 +174,7 @@ class CidSet(_Tiers):
             return False
         self._mem.add(key)
         if len(self._mem) > self._limit:
-            self._write([(k,) for k in self._mem])
+            self._write(self._mem)
             self._mem = set()
         return True
 
@@ -202,15 +208,15 @@ class CidMap(_Tiers):
     def __init__(self, spill: SpillFile, kind: str = "facts",
                  encode: Callable[[object], bytes] = marshal.dumps,
                  decode: Callable[[bytes], object] = marshal.loads):
-        """`kind`: "cids" (values as small as a CID), "facts" or "chunks", which sets the limit."""
-        super().__init__(spill, {"cids": CID_LIMIT, "facts": FACT_LIMIT, "chunks": CHUNK_LIMIT}[kind], value=True)
+        """`kind`: "facts", "links" or "chunks", which sets the limit."""
+        super().__init__(spill, {"facts": FACT_LIMIT, "links": LINK_LIMIT, "chunks": CHUNK_LIMIT}[kind], value=True)
         self._encode, self._decode = encode, decode
         self._mem: dict = {}
 
     def _put(self, key: bytes, value) -> None:
         self._mem[key] = value
         if len(self._mem) > self._limit:
-            self._write([(k, self._encode(v)) for k, v in self._mem.items()])
+            self._write(self._mem, self._encode)
             self._mem = {}
 
     def __setitem__(self, key: bytes, value) -> None:
