@@ -70,6 +70,7 @@ def plan_restore(car_path: str | os.PathLike, *, snapshot_cid: str | None = None
         report, check = verify_chain(chain, snapshot_cid=chosen, seq=seq)
     else:
         report, check = verify_car(car, snapshot_cid=chosen, seq=seq)
+    check.keep_only_snapshots()
     entries = sorted(check.entries_of(parse_cid(report.snapshot_cid)), key=lambda e: e.pi)
     return RestorePlan(car=car, snapshot_cid=report.snapshot_cid, report=report, entries=entries, chain=chain)
 
