@@ -142,7 +142,7 @@ def encode_snapshot(
             cid = make_cid(DAG_JSON, data)
             return cid, [(cid, data)]
     blocks: list[tuple[bytes, bytes]] = []
-    for group in _chunk_groups(chain(first, encoded)):
+    for group in size_groups(chain(first, encoded), CHUNK_TARGET, 1):
         data = _with_entries(group, {"schema": CHUNK_SCHEMA})
         blocks.append((make_cid(DAG_JSON, data), data))
     header["schema"] = SNAPSHOT_CHUNKED
@@ -151,15 +151,18 @@ def encode_snapshot(
     return root[0], [*blocks, root]
 
 
-def _chunk_groups(encoded: Iterable[bytes]) -> Iterator[list[bytes]]:
+def size_groups(items: Iterable[bytes], limit: int, overhead: int) -> Iterator[list[bytes]]:
+    """`items` in order, in groups whose lengths plus `overhead` each stay
+    within `limit` (a group of one may pass it): chunks of a snapshot, lists
+    of CIDs for a listing block."""
     group: list[bytes] = []
     size = 0
-    for enc in encoded:
-        if group and size + len(enc) + 1 > CHUNK_TARGET:
+    for item in items:
+        if group and size + len(item) + overhead > limit:
             yield group
             group, size = [], 0
-        group.append(enc)
-        size += len(enc) + 1
+        group.append(item)
+        size += len(item) + overhead
     if group:
         yield group
 

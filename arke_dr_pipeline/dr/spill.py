@@ -113,7 +113,10 @@ class _Bloom:
 
 class _Tiers:
     """New keys in memory; past the limit, all of them written to disk at once
-    (one statement) and memory starts again. A key is in one tier only."""
+    (one statement) and memory starts again. A key is in one tier only.
+    Subclasses hold the memory tier as `_mem` (a set or a dict)."""
+
+    _mem: set | dict
 
     def __init__(self, spill: SpillFile, limit: int, value: bool):
         self._spill, self._limit, self._value = spill, limit, value
@@ -161,6 +164,19 @@ class _Tiers:
         if self._table:
             yield from (k for (k,) in self._spill.execute(f"SELECT k FROM {self._table}"))
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._mem or (self._maybe_on_disk(key) and self._select(key, "1") is not None)
+
+    def __len__(self) -> int:
+        return len(self._mem) + self._disk
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from list(self._mem)
+        yield from self._disk_keys()
+
 
 class CidSet(_Tiers):
     """A set of CIDs (bytes); `add` says whether it was new."""
@@ -188,18 +204,6 @@ class CidSet(_Tiers):
         elif self._maybe_on_disk(key):
             self._delete(key)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._mem or (self._maybe_on_disk(key) and self._select(key, "1") is not None)
-
-    def __len__(self) -> int:
-        return len(self._mem) + self._disk
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from list(self._mem)
-        yield from self._disk_keys()
 
 
 class CidMap(_Tiers):
@@ -247,19 +251,6 @@ class CidMap(_Tiers):
             return self._mem.pop(key)
         row = self._delete(key, returning=True) if self._maybe_on_disk(key) else None
         return default if row is None else self._decode(row[0])
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._mem or (self._maybe_on_disk(key) and self._select(key, "1") is not None)
-
-    def __len__(self) -> int:
-        return len(self._mem) + self._disk
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from list(self._mem)
-        yield from self._disk_keys()
 
     def items(self) -> Iterator[tuple[bytes, object]]:
         yield from list(self._mem.items())

@@ -16,6 +16,7 @@ from itertools import chain
 import cbrrr
 
 from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
+from ..arke.snapshot_codec import size_groups
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, make_cid, parse_cid, split_cid
 from ..ipld.links import block_links, dag_cbor_links, dag_json_links
@@ -30,6 +31,7 @@ from .streams import IterReader
 
 BATCH = 20_000  # CIDs asked of the node at a time below the snapshot and the chain: one listing block's worth
 LISTED = 256  # from this many CIDs on, one listing `dag/export` beats pipelined `block/get`
+LISTING_BYTES = 900 * 1024  # a listing block under Kubo's 1 MiB, whatever the CIDs' hash length
 
 
 def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[bytes], str | None]:
@@ -84,7 +86,7 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None) -> It
         listed = [c for c in cids if split_cid(c)[1] != DAG_JSON]
         asked = [c for c in cids if split_cid(c)[1] == DAG_JSON]
         if len(listed) >= LISTED:
-            blocks = chain(*(_listed_blocks(client, part) for part in _listings(listed)),
+            blocks = chain(*(_listed_blocks(client, part) for part in size_groups(listed, LISTING_BYTES, 5)),
                            client.get_blocks(asked) if asked else (), one_by_one(listed))
         else:
             blocks = client.get_blocks(cids)
@@ -141,20 +143,6 @@ def _missing_named(blocks: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[byte
         if exc.arg and ("not found" in exc.kubo_message or "could not find" in exc.kubo_message):
             raise BackupInvalid(exc.arg, f"block missing: the node does not have it ({exc.kubo_message})") from None
         raise
-
-
-def _listings(cids: list[bytes], limit: int = 900 * 1024) -> Iterator[list[bytes]]:
-    """`cids` in lists whose listing block stays under Kubo's 1 MiB (longer hashes make longer CIDs)."""
-    part: list[bytes] = []
-    size = 0
-    for cid in cids:
-        if part and size + len(cid) + 5 > limit:
-            yield part
-            part, size = [], 0
-        part.append(cid)
-        size += len(cid) + 5
-    if part:
-        yield part
 
 
 def _listed_blocks(client: KuboClient, cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:

@@ -120,3 +120,19 @@ def test_a_chunk_not_in_the_plain_form_goes_to_the_decoder():
     assert reusable_entries(good.replace(b'"ver":', b'"ver": ')) is None
     assert reusable_entries(good.replace(b"snapshot-chunk", b"snapshot-chunks")) is None
     assert reusable_entries(b'{"entries":[],"schema":"arke/snapshot-chunk@v1"}') is None
+
+
+@pytest.mark.parametrize("digest", [32, 64])
+def test_listing_blocks_stay_under_kubos_block_limit(digest):
+    """The walk's listing blocks (dr/traverse.py), for sha2-256 and sha2-512 CIDs."""
+    import cbrrr
+
+    from arke_dr_pipeline.arke.snapshot_codec import size_groups
+    from arke_dr_pipeline.dr.traverse import BATCH, LISTING_BYTES
+
+    cids = [bytes([1, 0x71, 0x12 if digest == 32 else 0x13, digest]) + random.Random(i).randbytes(digest)
+            for i in range(BATCH)]
+    groups = list(size_groups(cids, LISTING_BYTES, 5))
+    assert [c for g in groups for c in g] == cids
+    assert all(len(cbrrr.encode_dag_cbor([cbrrr.CID(c) for c in g])) < 1 << 20 for g in groups)
+    assert len(groups) == (1 if digest == 32 else 2)
