@@ -60,15 +60,18 @@ class DagCheck:
     big_blocks: int = 0
 
     def __post_init__(self):
+        self._new_links_and_facts()
+        self.chunks = CidMap(self.seen.spill, "chunks", encode=_encode_entries, decode=_decode_entries)
+        for r in self.roots:
+            self.pending[r] = b""
+
+    def _new_links_and_facts(self) -> None:
         disk = SpillFile()
         self.seen = CidSet(disk)
         self.pending = CidMap(disk, "links")  # CID -> the block linking to it
         self.unreferenced = CidSet(disk)
         self.manifests = CidMap(disk)  # CID -> (PI, ver, prev)
         self.events = CidMap(disk)
-        self.chunks = CidMap(disk, "chunks", encode=_encode_entries, decode=_decode_entries)
-        for r in self.roots:
-            self.pending[r] = b""
 
     def add(self, cid: bytes, data: bytes) -> str:
         """Account for one block already hashed against its CID; returns its role."""
@@ -141,9 +144,7 @@ class DagCheck:
     def keep_only_snapshots(self) -> None:
         """Drop all but the snapshot blocks (after `finish`): a restore then
         holds 300,000 entries at 10x, not those beside every CID checked."""
-        disk = SpillFile()
-        self.seen, self.pending, self.unreferenced = CidSet(disk), CidMap(disk, "links"), CidSet(disk)
-        self.manifests, self.events = CidMap(disk), CidMap(disk)
+        self._new_links_and_facts()
 
     def entries_of(self, snap: bytes) -> list[SnapshotEntry]:
         return list(self.iter_entries(snap))

@@ -119,7 +119,8 @@ class _Tiers:
     _mem: set | dict
 
     def __init__(self, spill: SpillFile, limit: int, value: bool):
-        self._spill, self._limit, self._value = spill, limit, value
+        self.spill = self._spill = spill
+        self._limit, self._value = limit, value
         self._table = ""
         self._bloom: _Bloom | None = None
         self._disk = 0
