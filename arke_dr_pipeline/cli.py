@@ -109,16 +109,17 @@ def doctor(obj: Ctx):
 def status(obj: Ctx):
     """The archive on the node: pointer fields and the number of tip files, as JSON."""
     from .dr.pointer import read_pointer
-    from .dr.tips import read_tips
+    from .dr.tips import iter_tips
 
     with obj.client() as client:
         pointer = read_pointer(client, obj.settings.index_pointer_path)
-        tips = read_tips(client, obj.settings.index_root) if pointer else None
+        tips = iter_tips(client, obj.settings.index_root) if pointer else None
+        tip_files = sum(1 for _ in tips or ())
     if pointer is None:
         _out({"archive": False})
         return
     fields = ("event_head", "event_count", "total_count", "latest_snapshot_cid", "snapshot_seq")
-    _out({"archive": True, **{k: pointer.raw.get(k) for k in fields}, "tip_files": len(tips or {})})
+    _out({"archive": True, **{k: pointer.raw.get(k) for k in fields}, "tip_files": tip_files})
 
 
 @main.command("gen-test-data")

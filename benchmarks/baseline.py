@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 
-from arke_dr_pipeline.arke.models import SnapshotEntry, tip_path
+from arke_dr_pipeline.arke.models import tip_path
 from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.kubo.client import KuboClient
 
@@ -34,17 +35,17 @@ def seed_snapshot(client: KuboClient, head: str, index_root: str) -> dict[str, d
     return entries
 
 
-def seed_restore_tips(client: KuboClient, entries: list[SnapshotEntry], index_root: str,
+def seed_restore_tips(client: KuboClient, tips: Iterable[tuple[str, bytes]], index_root: str,
                       budget_s: float | None = None) -> tuple[int, float]:
     """(entities written, seconds). With a budget, stops when it runs out: on a
     HAMT-sharded MFS directory each write gets slower as the directory grows,
     and 30,000 entities took more than 30 minutes here."""
     started = time.monotonic()
     done = 0
-    for e in entries:
-        path = tip_path(e.pi, index_root)
+    for pi, tip_cid in tips:
+        path = tip_path(pi, index_root)
         client.files_mkdir(path.rsplit("/", 1)[0], parents=True)
-        client.files_write(path, cid_str(e.tip_cid).encode())
+        client.files_write(path, cid_str(tip_cid).encode())
         done += 1
         if budget_s is not None and time.monotonic() - started > budget_s:
             break

@@ -156,7 +156,7 @@ def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str
             samples["bare_import_s"].append(round(_ipfs(node, "dag", "import", "--pin-roots=true", str(car)), 3))
             with KuboClient(node.api_url, timeout=300) as client:
                 started = time.monotonic()
-                install_tips(client, settings.index_root, plan.entries)
+                install_tips(client, settings.index_root, plan.tips)
                 write_pointer(client, settings, target_pointer(plan))
                 samples["ours_index_rebuild_s"].append(round(time.monotonic() - started, 3))
                 rebuild_calls = sum(client.calls.values())
@@ -175,9 +175,9 @@ def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str
         os.sync()
         _ipfs(node, "dag", "import", "--pin-roots=true", str(car))
         with KuboClient(node.api_url, timeout=300) as client:
-            written, spent = seed_restore_tips(client, plan.entries, "/arke/index", budget_s=baseline_budget_s)
+            written, spent = seed_restore_tips(client, plan.tips, "/arke/index", budget_s=baseline_budget_s)
         # past the budget, a lower bound: the rate so far, which only falls as the directory grows
-        baseline_tips_s = spent * len(plan.entries) / written
+        baseline_tips_s = spent * len(plan.tips) / written
     finally:
         node.stop()
         shutil.rmtree(repo, ignore_errors=True)
@@ -185,12 +185,12 @@ def bench_restore(work: Path, car: Path, original_tips: dict, original_head: str
     floor = best["bare_import_s"] + best["ours_index_rebuild_s"]
     return {**best, "samples": samples, "ours_index_rebuild_rpc_calls": rebuild_calls,
             "ours_restore_peak_rss_mb": ours["peak_rss_mb"], "baseline_tip_writes_s": round(baseline_tips_s, 3),
-            "baseline_tip_writes_measured": f"{written} of {len(plan.entries)} entities in {spent:.1f}s"
-                                            + ("" if written == len(plan.entries) else ", extrapolated linearly"),
+            "baseline_tip_writes_measured": f"{written} of {len(plan.tips)} entities in {spent:.1f}s"
+                                            + ("" if written == len(plan.tips) else ", extrapolated linearly"),
             "ratio_to_bare_import_plus_rebuild": _ratio(best["ours_restore_s"], floor),
             "speedup_rebuild_vs_baseline_tip_writes": _ratio(baseline_tips_s, best["ours_index_rebuild_s"]),
             "speedup_restore_vs_baseline": _ratio(best["bare_import_s"] + baseline_tips_s, best["ours_restore_s"]),
-            "restored_archive_verified": verified, "entities": len(plan.entries),
+            "restored_archive_verified": verified, "entities": len(plan.tips),
             "node_repo_on_tmpfs": str(repo).startswith(_TMPFS)}
 
 

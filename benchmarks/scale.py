@@ -31,7 +31,7 @@ from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from .harness import _env, _ok, machine
 from .measure import arke_dr, run_measured
 
-PHASES = ("generate", "build-snapshot", "incremental", "export-car", "verify-car", "restore")
+PHASES = ("generate", "build-snapshot", "incremental", "export-car", "verify-car", "dump", "drill", "restore")
 
 
 def _summary(result: dict) -> dict:
@@ -99,6 +99,15 @@ def main() -> int:
         if "verify-car" in phases:
             out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", _newest_car(settings)), env),
                                             "verify"))
+            save()
+        if "dump" in phases:
+            dumped = work / "dump.tsv"
+            out["dump"] = _summary(_ok(run_measured(arke_dr("dump", "--out", str(dumped)), env), "dump"))
+            out["dump"]["lines"] = sum(1 for _ in open(dumped, "rb"))
+            dumped.unlink()
+            save()
+        if "drill" in phases:
+            out["drill"] = _summary(_ok(run_measured(arke_dr("drill"), env), "drill"))
             save()
         if "restore" in phases:
             car = _newest_car(settings)

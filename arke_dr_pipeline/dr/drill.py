@@ -148,7 +148,7 @@ def _drill(source: KuboClient, settings: Settings, s3: S3Config | None) -> Drill
         result = DrillResult(
             backup=backup, snapshot_cid=plan.snapshot_cid, seq=plan.report.seq, differences=differences,
             phases=phases, bytes=plan.report.size or 0, blocks=plan.report.block_count,
-            entities=len(plan.entries),
+            entities=len(plan.tips),
             backup_age_seconds=(datetime.now(UTC) - made).total_seconds() if made else 0.0,
             events_not_in_backup=max((pointer.event_count if pointer else 0) - plan.report.event_count, 0))
     finally:

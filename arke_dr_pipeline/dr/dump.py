@@ -41,7 +41,7 @@ from .chain import walk_events
 from .config import Settings
 from .files import atomic_file
 from .pointer import ArchiveError, require_pointer
-from .tips import read_tips
+from .tips import iter_tips
 
 POINTER_REWRITTEN = ("last_updated", "last_snapshot_trigger")
 BATCH = 2000
@@ -90,10 +90,9 @@ def _live(client: KuboClient, settings: Settings) -> Iterator[str]:
     if pointer.event_head:
         for cid, event in walk_events(client, pointer.event_head):
             yield _event(cid, event)
-    tips = read_tips(client, settings.index_root, exact=True) or {}
-    for pi in sorted(tips):
-        yield _line("tip", tip_relpath(pi), tips[pi])
-    yield from _versions(client, tips.items())
+    roots: list[tuple[str, bytes]] = []
+    yield from _tips_and_roots(iter_tips(client, settings.index_root, exact=True) or (), roots)
+    yield from _versions(client, roots)
 
 
 def _at_snapshot(client: KuboClient, snapshot_cid: str) -> Iterator[str]:
@@ -107,8 +106,8 @@ def _at_snapshot(client: KuboClient, snapshot_cid: str) -> Iterator[str]:
             count += 1
             yield _event(cid, event)
             newest.setdefault(event.pi, cid_str(event.tip_cid))
-    for pi, tip in newest.items():
-        yield _line("tip", tip_relpath(pi), tip)
+    roots: list[tuple[str, bytes]] = []
+    yield from _tips_and_roots(newest.items(), roots)
     fields = {
         "schema": POINTER_SCHEMA, "event_head": header.event_cid, "event_count": count,
         "latest_snapshot_cid": snapshot_cid, "snapshot_event_cid": header.event_cid, "snapshot_seq": header.seq,
@@ -117,7 +116,8 @@ def _at_snapshot(client: KuboClient, snapshot_cid: str) -> Iterator[str]:
     }
     for k, v in fields.items():
         yield _line("pointer", k, v)
-    yield from _versions(client, newest.items())
+    newest.clear()
+    yield from _versions(client, roots)
 
 
 def _snapshots(client: KuboClient, cid: str) -> Iterator[str]:
@@ -137,14 +137,19 @@ def _event(cid: bytes, event) -> str:
                                          "prev": cid_str(event.prev) if event.prev else None})
 
 
-def _versions(client: KuboClient, tips) -> Iterator[str]:
-    """Every version of every entity, a level of `prev` at a time, pipelined."""
-    frontier: list[tuple[str, bytes]] = []
+def _tips_and_roots(tips, roots: list[tuple[str, bytes]]) -> Iterator[str]:
+    """A line per tip file, each tip's CID kept in `roots` for the version walk.
+    The dump is sorted afterwards, so the tips come in any order, streamed."""
     for pi, text in tips:
+        yield _line("tip", tip_relpath(pi), text)
         try:
-            frontier.append((pi, parse_cid(text.strip())))
+            roots.append((pi, parse_cid(text.strip())))
         except ValueError:
             yield _line("version", f"{pi}\t-", {"error": f"tip file reads {text!r}, not a CID"})
+
+
+def _versions(client: KuboClient, frontier: list[tuple[str, bytes]]) -> Iterator[str]:
+    """Every version of every entity, a level of `prev` at a time, pipelined."""
     while frontier:
         following: list[tuple[str, bytes]] = []
         for start in range(0, len(frontier), BATCH):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import cbrrr
 
-from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest, SnapshotEntry
+from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest
 from ..arke.snapshot_codec import encode_dag_json
 from ..dr.config import Settings
 from ..dr.pins import pin_cover
@@ -143,8 +143,7 @@ def _install(client: KuboClient, settings: Settings, b: _Builder, car_path: str,
     with open(car_path, "rb") as fh:
         client.dag_import(fh, pin_roots=False)
     pin_cover(client, iter(b.seen), name="arke archive (test data)")
-    entries = [SnapshotEntry(pi, v, m, ts, e) for pi, (v, m, ts, e) in b.tips.items()]
-    install_tips(client, settings.index_root, entries)
+    install_tips(client, settings.index_root, sorted((pi, m) for pi, (_, m, _, _) in b.tips.items()))
     pointer = {
         "schema": POINTER_SCHEMA, "event_head": cid_str(b.head), "event_count": b.events,
         "latest_snapshot_cid": None, "snapshot_event_cid": None, "snapshot_seq": 0,

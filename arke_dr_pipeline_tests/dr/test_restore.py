@@ -1,14 +1,19 @@
 """Restore from a CAR alone: the nuclear test, point in time, refusals, interruptions."""
 
+import random
 import subprocess
 import sys
 
 import pytest
 
+from arke_dr_pipeline.arke.models import SnapshotEntry, tip_path
+from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr import restore as restore_mod
-from arke_dr_pipeline.dr.restore import RestoreRefused, restore
+from arke_dr_pipeline.dr.dagcheck import BackupInvalid, DagCheck
+from arke_dr_pipeline.dr.restore import Restore, RestoreRefused, SnapshotTips, restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.ipld.car import CarReader, car_header, car_section
+from arke_dr_pipeline.ipld.cid import RAW, cid_str, make_cid
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
@@ -186,3 +191,42 @@ def test_every_bad_input_leaves_the_node_untouched(kubo, client, settings, tmp_p
         assert out.stderr.startswith("arke-dr: error: backup invalid: ") and out.stderr.count("\n") == 1, out.stderr
         assert client.files_stat("/")["Hash"] == before, name
     assert client.pin_ls() == pins
+
+
+def test_the_read_back_check_names_a_wrong_and_an_extra_tip_file(fresh_kubo, tmp_path):
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        gen = generate(client, settings, GenSpec(entities=30, seed=23, image_fraction=0.0))
+        car = backup(client, settings)
+        job = Restore(settings=settings, car_path=car, force=True)
+        assert job.run(client)["tips_verified"] == 30
+        first, second = sorted(gen.tips)[:2]
+        client.files_write(tip_path(first, settings.index_root), gen.tips[second].encode())
+        with pytest.raises(BackupInvalid, match=f"tip file of {first} reads '{gen.tips[second]}' after restore"):
+            job.verify_restored(client)
+        client.files_write(tip_path(first, settings.index_root), gen.tips[first].encode())
+        assert job.verify_restored(client)["tips_verified"] == 30
+        stray = "01ZZZZZZZZZZZZZZZZZZZZZZZZ"
+        client.files_mkdir(tip_path(stray, settings.index_root).rsplit("/", 1)[0], parents=True)
+        client.files_write(tip_path(stray, settings.index_root), gen.tips[first].encode())
+        with pytest.raises(BackupInvalid, match=f"1 tip files not in the snapshot: \\['{stray}'\\]"):
+            job.verify_restored(client)
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_a_snapshot_not_sorted_by_pi_restores_its_tips_sorted(request, spill):
+    if spill:  # the check's chunks and the sort's runs on disk
+        request.getfixturevalue("spilled")
+    rng = random.Random(5)
+    pis = [f"01{''.join(rng.choices('0123456789ABCDEFGHJKMNPQRSTVWXYZ', k=24))}" for _ in range(2500)]
+    entries = [SnapshotEntry(pi, 1, make_cid(RAW, pi.encode()), "2026-11-30T00:00:00Z", make_cid(RAW, pi[::-1].encode()))
+               for pi in pis]
+    root, blocks = encode_snapshot(seq=1, ts="2026-11-30T00:00:00Z", event_cid=cid_str(entries[0].chain_cid),
+                                   prev_snapshot=None, entries=entries)
+    check = DagCheck([root])
+    for cid, data in blocks:
+        check.add(cid, data)
+    tips = SnapshotTips(check, root)
+    assert not tips.ordered and len(tips) == 2500
+    assert list(tips) == sorted((e.pi, e.tip_cid) for e in entries)
+    assert list(tips) == list(tips)  # read again for the read-back check

@@ -1,8 +1,8 @@
 """Reading tip files: the whole tree, or only some PIs through plain and HAMT directories."""
 
 from arke_dr_pipeline.arke.models import tip_path
-from arke_dr_pipeline.dr.tips import read_tips, read_tips_of
-from arke_dr_pipeline.ipld.cid import parse_cid
+from arke_dr_pipeline.dr.tips import iter_tips, read_tips, read_tips_of
+from arke_dr_pipeline.ipld.cid import RAW, make_cid, parse_cid
 from arke_dr_pipeline.ipld.unixfs_dir import Directory
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 
@@ -45,3 +45,22 @@ def test_an_undecodable_tip_tree_is_an_anomaly_not_a_failed_snapshot(client, set
     second = build_snapshot(client, settings)
     assert second.incremental and second.new_events == 5 and second.seq == first.seq + 1
     assert len(second.anomalies) == 1 and second.anomalies[0].startswith("tip files not compared:")
+
+
+def test_the_whole_tree_streams_through_file_nodes_and_blocks_linked_twice(client, settings, monkeypatch):
+    gen = generate(client, settings, GenSpec(entities=40, seed=8, image_fraction=0.0))
+    first, second, third = sorted(gen.tips)[:3]
+    # the Arke API's form, a dag-pb node over raw leaves; its leaf is the very block of
+    # `second`'s tip file
+    client.files_write(tip_path(first, settings.index_root), gen.tips[second].encode())
+    # in a directory the export reaches after it sent that block: Kubo sends a block
+    # once, so this one is asked for by CID
+    stray = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+    client.files_write(tip_path(stray, settings.index_root), gen.tips[third].encode())
+    asked = []
+    get_blocks = type(client).get_blocks
+    monkeypatch.setattr(type(client), "get_blocks", lambda self, cids: asked.extend(cids) or get_blocks(self, cids))
+    expected = {**gen.tips, first: gen.tips[second], stray: gen.tips[third]}
+    assert read_tips(client, settings.index_root) == expected
+    assert asked == [make_cid(RAW, gen.tips[third].encode())]
+    assert sorted(iter_tips(client, settings.index_root, exact=True)) == sorted(expected.items())
