@@ -157,16 +157,25 @@ def cid_str(cid: bytes | str) -> str:
 
 
 _B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_OCTAL5_TO_B32: dict[str, str] = {}
+_OCTAL5_TO_B32: dict[str, str] | None = None
+
+
+def _octal_table() -> dict[str, str]:
+    """Built on first use and published whole: a snapshot build formats CIDs in
+    two threads, and a table read while another thread filled it failed."""
+    global _OCTAL5_TO_B32
+    table = _OCTAL5_TO_B32
+    if table is None:
+        a = _B32_ALPHABET
+        table = {format(v, "05o"): a[v >> 10] + a[(v >> 5) & 31] + a[v & 31] for v in range(1 << 15)}
+        _OCTAL5_TO_B32 = table
+    return table
 
 
 def _b32encode(raw: bytes) -> str:
     """Unpadded lowercase base32, twice as fast as `base64.b32encode`: 15 bits are
     five octal digits from `format()` (C speed) and three base32 characters."""
-    table = _OCTAL5_TO_B32
-    if not table:
-        a = _B32_ALPHABET
-        table.update((format(v, "05o"), a[v >> 10] + a[(v >> 5) & 31] + a[v & 31]) for v in range(1 << 15))
+    table = _OCTAL5_TO_B32 or _octal_table()
     chars = -(-len(raw) * 8 // 5)
     extra = -chars % 3
     value = int.from_bytes(raw, "big") << (chars * 5 - len(raw) * 8 + extra * 5)
