@@ -123,6 +123,17 @@ def encode_snapshot(
     entries: list[SnapshotEntry | EncodedEntry],
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """(root CID, blocks with the root last). `entries` must be sorted by PI."""
+    blocks = list(snapshot_blocks(seq=seq, ts=ts, event_cid=event_cid, prev_snapshot=prev_snapshot,
+                                  entries=entries))
+    return blocks[-1][0], blocks
+
+
+def snapshot_blocks(
+    *, seq: int, ts: str, event_cid: str, prev_snapshot: bytes | None,
+    entries: list[SnapshotEntry | EncodedEntry],
+) -> Iterator[tuple[bytes, bytes]]:
+    """(CID, block) of each chunk as it is encoded, the root last, so a build
+    can put one group of chunks while it encodes the next."""
     header = {
         "schema": SNAPSHOT_V1, "seq": seq, "ts": ts, "event_cid": event_cid,
         "total_count": len(entries),
@@ -139,16 +150,17 @@ def encode_snapshot(
     else:
         data = _with_entries(first, header)
         if len(data) < BLOCK_LIMIT:
-            cid = make_cid(DAG_JSON, data)
-            return cid, [(cid, data)]
-    blocks: list[tuple[bytes, bytes]] = []
+            yield make_cid(DAG_JSON, data), data
+            return
+    chunks: list[cbrrr.CID] = []
     for group in size_groups(chain(first, encoded), CHUNK_TARGET, 1):
         data = _with_entries(group, {"schema": CHUNK_SCHEMA})
-        blocks.append((make_cid(DAG_JSON, data), data))
+        cid = make_cid(DAG_JSON, data)
+        chunks.append(cbrrr.CID(cid))
+        yield cid, data
     header["schema"] = SNAPSHOT_CHUNKED
-    header["chunks"] = [cbrrr.CID(c) for c, _ in blocks]
-    root = encode_dag_json(header)
-    return root[0], [*blocks, root]
+    header["chunks"] = chunks
+    yield encode_dag_json(header)
 
 
 def size_groups(items: Iterable[bytes], limit: int, overhead: int) -> Iterator[list[bytes]]:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from tqdm import tqdm
+
+# tqdm's default lock imports multiprocessing and makes a semaphore: up to a
+# quarter of a second at the first bar, and our bars live in one process
+tqdm.set_lock(threading.RLock())
 
 
 def progress(desc: str, total: int | None = None, unit: str = "blocks") -> tqdm:

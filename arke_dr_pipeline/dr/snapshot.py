@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -18,9 +19,9 @@ from ..arke.snapshot_codec import (
     EncodedEntry,
     decode_chunk_block,
     decode_snapshot,
-    encode_snapshot,
     entry_ver,
     reusable_entries,
+    snapshot_blocks,
     snapshot_entries,
 )
 from ..ipld.cid import CIDError, check_block, cid_str, parse_cid, split_cid
@@ -41,7 +42,7 @@ from .pointer import (
 from .progress import log, progress
 from .tips import iter_tips, read_tips_of
 
-PUT_BATCH = 16  # snapshot blocks per block/put: ~14 MB of request body at a time
+PUT_BATCH = 4  # snapshot blocks per block/put: ~4 MB of request body, put while the next are encoded
 
 
 @dataclass
@@ -107,6 +108,33 @@ def _beside(fn, *args) -> Future:
         return pool.submit(fn, *args)
     finally:
         pool.shutdown(wait=False)
+
+
+def _put_snapshot(client: KuboClient, blocks: Iterator[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Put the snapshot's blocks `PUT_BATCH` at a time, each group while the
+    next is encoded, in order, so the root goes in after every chunk it names;
+    each CID the node answers must be the one computed here."""
+    out: list[tuple[bytes, bytes]] = []
+    puts: list[Future] = []
+
+    def put(group: list[bytes]) -> None:
+        puts.append(putter.submit(client.block_put_many, group, cid_codec="dag-json"))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="block-put") as putter:
+        group: list[bytes] = []
+        for cid, data in blocks:
+            out.append((cid, data))
+            group.append(data)
+            if len(group) == PUT_BATCH:
+                put(group)
+                group = []
+        if group:
+            put(group)
+        stored = [key for put in puts for key in put.result()]
+    for (cid, _), got in zip_longest(out, stored):
+        if got != cid_str(cid):
+            raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
+    return out
 
 
 def build_snapshot(
@@ -198,15 +226,11 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     audit = _beside(lambda: compare_tips(client, settings, newest, every=not stop)) if check_tips else None
 
     ts = now_ts()
-    root, blocks = encode_snapshot(
+    blocks = _put_snapshot(client, snapshot_blocks(
         seq=seq, ts=ts, event_cid=head, prev_snapshot=parse_cid(prev_cid) if prev_cid else None,
         entries=ordered,
-    )
-    stored = [key for i in range(0, len(blocks), PUT_BATCH)
-              for key in client.block_put_many([data for _, data in blocks[i:i + PUT_BATCH]], cid_codec="dag-json")]
-    for (cid, _), got in zip_longest(blocks, stored):
-        if got != cid_str(cid):
-            raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")
+    ))
+    root = blocks[-1][0]
     if audit is not None:
         anomalies.extend(audit.result())
         log(f"compared {len(newest)} tip files in {time.monotonic() - tips_started:.1f}s, beside the encoding")
