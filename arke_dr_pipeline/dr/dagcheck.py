@@ -146,9 +146,6 @@ class DagCheck:
         holds 300,000 entries at 10x, not those beside every CID checked."""
         self._new_links_and_facts()
 
-    def entries_of(self, snap: bytes) -> list[SnapshotEntry]:
-        return list(self.iter_entries(snap))
-
     def iter_entries(self, snap: bytes) -> Iterator[SnapshotEntry]:
         header = self.snapshots[snap]
         if header.entries is not None:

@@ -8,8 +8,8 @@ pointer's snapshot fields, then `snapshots/latest.json`.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -130,7 +130,7 @@ def _put_snapshot(client: KuboClient, blocks: Iterator[tuple[bytes, bytes]]) -> 
                 group = []
         if group:
             put(group)
-        stored = [key for put in puts for key in put.result()]
+        stored = [key for done in puts for key in done.result()]
     for (cid, _), got in zip_longest(out, stored):
         if got != cid_str(cid):
             raise ArchiveError(f"node stored snapshot block as {got}, expected {cid_str(cid)}")

@@ -219,9 +219,9 @@ def test_a_snapshot_not_sorted_by_pi_restores_its_tips_sorted(request, spill):
         request.getfixturevalue("spilled")
     rng = random.Random(5)
     pis = [f"01{''.join(rng.choices('0123456789ABCDEFGHJKMNPQRSTVWXYZ', k=24))}" for _ in range(2500)]
-    entries = [SnapshotEntry(pi, 1, make_cid(RAW, pi.encode()), "2026-11-30T00:00:00Z", make_cid(RAW, pi[::-1].encode()))
-               for pi in pis]
-    root, blocks = encode_snapshot(seq=1, ts="2026-11-30T00:00:00Z", event_cid=cid_str(entries[0].chain_cid),
+    ts = "2026-11-30T00:00:00Z"
+    entries = [SnapshotEntry(pi, 1, make_cid(RAW, pi.encode()), ts, make_cid(RAW, pi[::-1].encode())) for pi in pis]
+    root, blocks = encode_snapshot(seq=1, ts=ts, event_cid=cid_str(entries[0].chain_cid),
                                    prev_snapshot=None, entries=entries)
     check = DagCheck([root])
     for cid, data in blocks:
