@@ -67,9 +67,10 @@ def _quiet(monkeypatch):
 
 @pytest.fixture
 def spilled(monkeypatch):
-    """Every set and map of CIDs on disk from its second entry: the 10x path, on a small archive."""
+    """Every set, map, queue and sorted run of CIDs on disk from its second entry: the 10x path, on a small
+    archive."""
     from arke_dr_pipeline.dr import spill
 
-    for name in ("CID_LIMIT", "FACT_LIMIT", "LINK_LIMIT", "CHUNK_LIMIT"):
+    for name in ("CID_LIMIT", "FACT_LIMIT", "LINK_LIMIT", "CHUNK_LIMIT", "LINE_LIMIT", "QUEUE_LIMIT"):
         monkeypatch.setattr(spill, name, 1)
     return spill

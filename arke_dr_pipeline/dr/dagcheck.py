@@ -141,6 +141,14 @@ class DagCheck:
         schema = self.other_schemas.get(cid)
         return f"is not {what} (schema {schema!r})" if schema else f"is not {what}"
 
+    def keep_only_blocks(self) -> None:
+        """Drop the facts (after `finish`) when only the CIDs seen are still
+        needed: the export lists them as text, and at 10x the facts held in
+        memory beside that list took it past 300 MB."""
+        disk = self.seen.spill
+        self.manifests, self.events = CidMap(disk), CidMap(disk)
+        self.chunks = CidMap(disk, "chunks", encode=_encode_entries, decode=_decode_entries)
+
     def keep_only_snapshots(self) -> None:
         """Drop all but the snapshot blocks (after `finish`): a restore then
         holds 300,000 entries at 10x, not those beside every CID checked."""

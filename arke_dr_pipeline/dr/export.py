@@ -182,6 +182,7 @@ def _same(cids: Iterable[str], inventory: str | os.PathLike) -> bool:
 
 def _sorted_texts(check: DagCheck) -> SortedLines:
     """The check's CIDs as text, to be read sorted as the inventory is (on disk past spill.py's limit)."""
+    check.keep_only_blocks()
     texts = SortedLines()
     for cid in check.seen:
         texts.add(cid_str(cid))

@@ -30,6 +30,11 @@ CID_LIMIT = 400_000  # CIDs only: ~100 bytes each in memory
 FACT_LIMIT = 150_000  # a CID and a tuple: ~250 bytes each
 LINK_LIMIT = 250_000  # a CID and the CID linking to it: ~170 bytes each
 CHUNK_LIMIT = 16  # snapshot chunks: up to ~3,600 entries each
+# Lines and a walk's frontier are only appended and read back in order, so
+# on disk they cost a sequential write: they get less memory than the sets
+# and maps that are looked up (an inventory row is ~170 bytes in memory).
+LINE_LIMIT = 100_000
+QUEUE_LIMIT = 100_000
 CACHE_KIB = 16 * 1024
 
 
@@ -263,7 +268,7 @@ _MISSING = object()
 
 
 class CidQueue:
-    """A first-in first-out queue of CIDs, on disk past `CID_LIMIT`: the
+    """A first-in first-out queue of CIDs, on disk past `QUEUE_LIMIT`: the
     frontier of a walk over millions of blocks."""
 
     def __init__(self, directory: str | None = None):
@@ -275,7 +280,7 @@ class CidQueue:
 
     def extend(self, cids) -> None:
         for cid in cids:
-            if self._file is None and len(self._mem) < CID_LIMIT:
+            if self._file is None and len(self._mem) < QUEUE_LIMIT:
                 self._mem.append(cid)
             else:
                 if self._file is None:
@@ -306,7 +311,7 @@ class CidQueue:
 
 class SortedLines:
     """Text lines given in any order, read back sorted, in bounded memory:
-    sorted runs of `CID_LIMIT` lines (at least 1,000: each run is an open
+    sorted runs of `LINE_LIMIT` lines (at least 1,000: each run is an open
     file while they merge) in files, merged."""
 
     def __init__(self, directory: str | None = None):
@@ -318,7 +323,7 @@ class SortedLines:
     def add(self, line: str) -> None:
         self._lines.append(line)
         self.count += 1
-        if len(self._lines) >= max(CID_LIMIT, 1000):
+        if len(self._lines) >= max(LINE_LIMIT, 1000):
             self._spill()
 
     def _spill(self) -> None:

@@ -65,7 +65,7 @@ def test_the_spill_folder_goes_with_its_owner(monkeypatch, tmp_path):
 def test_lines_come_back_sorted_from_runs_on_disk(monkeypatch):
     from arke_dr_pipeline.dr import spill
 
-    monkeypatch.setattr(spill, "CID_LIMIT", 1)
+    monkeypatch.setattr(spill, "LINE_LIMIT", 1)
     rng = random.Random(3)
     lines = [f"b{rng.randrange(10**12):x}\trole\t{i}" for i in range(3500)]
     out = spill.SortedLines()
@@ -78,7 +78,7 @@ def test_lines_come_back_sorted_from_runs_on_disk(monkeypatch):
 def test_a_queue_on_disk_keeps_its_order(monkeypatch):
     from arke_dr_pipeline.dr import spill
 
-    monkeypatch.setattr(spill, "CID_LIMIT", 3)
+    monkeypatch.setattr(spill, "QUEUE_LIMIT", 3)
     queue = spill.CidQueue()
     queue.extend(bytes([i]) * (i % 40 + 1) for i in range(10))
     got = queue.take(4)
