@@ -61,7 +61,7 @@ class DagCheck:
 
     def __post_init__(self):
         self._new_links_and_facts()
-        self.chunks = CidMap(self.seen.spill, "chunks", encode=_encode_entries, decode=_decode_entries)
+        self.chunks = _chunk_map(self.seen.spill)
         for r in self.roots:
             self.pending[r] = b""
 
@@ -147,7 +147,7 @@ class DagCheck:
         memory beside that list took it past 300 MB."""
         disk = self.seen.spill
         self.manifests, self.events = CidMap(disk), CidMap(disk)
-        self.chunks = CidMap(disk, "chunks", encode=_encode_entries, decode=_decode_entries)
+        self.chunks = _chunk_map(disk)
 
     def keep_only_snapshots(self) -> None:
         """Drop all but the snapshot blocks (after `finish`): a restore then
@@ -252,6 +252,10 @@ class DagCheck:
             raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} {self._not_a(e.chain_cid, 'an event')}")
         if ev[0] != e.pi or ev[1] != e.ver:
             raise BackupInvalid(e.chain_cid, f"chain_cid of {e.pi} ver {e.ver} is {ev[0]} ver {ev[1]}")
+
+
+def _chunk_map(disk: SpillFile) -> CidMap:
+    return CidMap(disk, "chunks", encode=_encode_entries, decode=_decode_entries)
 
 
 def _encode_entries(entries: list[SnapshotEntry]) -> bytes:
