@@ -202,19 +202,51 @@ class SnapshotEntry:
     # (tip, chain) CID texts as read, kept so an unchanged entry is re-encoded
     # without formatting its CIDs again: most of an incremental build's work
     texts: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    # the tip file's exact text when it is not the CID's text alone (the API's
+    # walkthrough writes it with `echo`, newline and all): a restore writes these bytes
+    tip_file: str | None = None
 
     @classmethod
     def decode(cls, obj: object, name: str = "snapshot entry") -> SnapshotEntry:
         if not isinstance(obj, dict):
             raise ArkeDecodeError(name, "entries", f"holds a {type(obj).__name__}, not a map")
+        tip = _link(obj, name, "tip_cid")
+        tip_file = obj.get("tip_file")
+        if tip_file is not None and not tip_text_of(tip, tip_file):
+            raise ArkeDecodeError(name, "tip_file", f"is not its tip's CID with white space: {tip_file!r:.80}")
         return cls(
-            pi=_pi(obj, name), ver=_ver(obj, name), tip_cid=_link(obj, name, "tip_cid"),
-            ts=_get(obj, name, "ts", str), chain_cid=_link(obj, name, "chain_cid"),
+            pi=_pi(obj, name), ver=_ver(obj, name), tip_cid=tip,
+            ts=_get(obj, name, "ts", str), chain_cid=_link(obj, name, "chain_cid"), tip_file=tip_file,
         )
 
     def to_ipld(self) -> dict:
-        return {"pi": self.pi, "ver": self.ver, "tip_cid": cbrrr.CID(self.tip_cid),
-                "ts": self.ts, "chain_cid": cbrrr.CID(self.chain_cid)}
+        out = {"pi": self.pi, "ver": self.ver, "tip_cid": cbrrr.CID(self.tip_cid),
+               "ts": self.ts, "chain_cid": cbrrr.CID(self.chain_cid)}
+        if self.tip_file is not None:
+            out["tip_file"] = self.tip_file
+        return out
+
+    @property
+    def tip_text(self) -> str:
+        """What the tip file holds, byte for byte."""
+        return self.tip_file if self.tip_file is not None else cid_str(self.tip_cid)
+
+
+_TIP_SPACE = " \t\r\n"
+
+
+def tip_text_of(tip_cid: bytes, text: object) -> bool:
+    """`text` is a tip file naming `tip_cid`: its CID in any spelling, with
+    nothing around it but spaces, tabs and line ends."""
+    if not isinstance(text, str):
+        return False
+    core = text.strip(_TIP_SPACE)
+    if not core or any(c in _TIP_SPACE for c in core):
+        return False
+    try:
+        return parse_cid(core) == tip_cid
+    except CIDError:
+        return False
 
 
 @dataclass(frozen=True)

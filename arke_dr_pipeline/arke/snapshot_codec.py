@@ -28,6 +28,7 @@ from .models import (
     CHUNK_SCHEMA,
     SNAPSHOT_CHUNKED,
     SNAPSHOT_V1,
+    SNAPSHOT_V2,
     SnapshotEntry,
     SnapshotHeader,
     decode_chunk,
@@ -104,7 +105,7 @@ def entry_dag_json(e: SnapshotEntry | EncodedEntry) -> bytes:
     """
     if type(e) is tuple:
         return e[0]
-    if _plain(e.pi) and _plain(e.ts) and type(e.ver) is int:
+    if e.tip_file is None and _plain(e.pi) and _plain(e.ts) and type(e.ver) is int:
         tip, chain = e.texts or (cid_str(e.tip_cid), cid_str(e.chain_cid))
         return (f'{{"chain_cid":{{"/":"{chain}"}},"pi":"{e.pi}",'
                 f'"tip_cid":{{"/":"{tip}"}},"ts":"{e.ts}","ver":{e.ver}}}').encode()
@@ -163,6 +164,35 @@ def snapshot_blocks(
     yield encode_dag_json(header)
 
 
+def inline_snapshot_block(
+    *, seq: int, ts: str, event_cid: str, prev_snapshot: bytes | None,
+    entries: list[SnapshotEntry | EncodedEntry], proof: dict,
+) -> tuple[bytes, bytes]:
+    """(CID, block) of upstream's one-block `arke/snapshot@v2`: entries inline
+    in the order given, then `merkle_root`, `cid_count`, `all_cids` and
+    `consistency` (see upstream_proof.py), canonical dag-json.
+
+    The block is what the Arke API's builder and `/snapshot/latest` read with
+    one `dag/get`; past 1 MiB it needs `allow-big-block`, as upstream's own do.
+    The CID texts are plain ASCII, so the sorted list is joined, not encoded
+    item by item."""
+    before = dag_json.encode(to_dag_json_value({"cid_count": proof["cid_count"],
+                                                "consistency": proof["consistency"]}))
+    after = dag_json.encode(to_dag_json_value({
+        "event_cid": event_cid, "merkle_root": proof["merkle_root"],
+        "prev_snapshot": cbrrr.CID(prev_snapshot) if prev_snapshot else None,
+        "schema": SNAPSHOT_V2, "seq": seq, "total_count": len(entries), "ts": ts,
+    }))
+    cids = proof["all_cids"]
+    if not all(c.isascii() and c.isalnum() for c in cids):
+        raise ValueError("all_cids holds a string that is not a CID's text")
+    data = b"".join((
+        b'{"all_cids":[', b",".join(b'"' + c.encode() + b'"' for c in cids), b"],", before[1:-1],
+        b',"entries":[', b",".join(map(entry_dag_json, entries)), b"],", after[1:],
+    ))
+    return make_cid(DAG_JSON, data), data
+
+
 def size_groups(items: Iterable[bytes], limit: int, overhead: int) -> Iterator[list[bytes]]:
     """`items` in order, in groups whose lengths plus `overhead` each stay
     within `limit` (a group of one may pass it): chunks of a snapshot, lists
@@ -177,6 +207,15 @@ def size_groups(items: Iterable[bytes], limit: int, overhead: int) -> Iterator[l
         size += len(item) + overhead
     if group:
         yield group
+
+
+def snapshot_all_cids(data: bytes, codec: int = DAG_JSON) -> set[str] | None:
+    """The `all_cids` of upstream's proof in a snapshot block; None when it has none."""
+    value = decode_block(codec, data)
+    cids = value.get("all_cids") if isinstance(value, dict) else None
+    if not isinstance(cids, list) or not cids:
+        return None
+    return {c for c in cids if isinstance(c, str)}
 
 
 def decode_snapshot(data: bytes, name: str = "snapshot", codec: int = DAG_JSON) -> SnapshotHeader:
@@ -214,7 +253,7 @@ def _link_text(v) -> str | None:
 
 def _fast_entry(d) -> SnapshotEntry | None:
     """Only Kubo's spelling of a CID keeps its text: any other would not re-encode the same."""
-    if type(d) is not dict:
+    if type(d) is not dict or len(d) != 5:
         return None
     pi, ver, ts = d.get("pi"), d.get("ver"), d.get("ts")
     tip, chain = _link_text(d.get("tip_cid")), _link_text(d.get("chain_cid"))

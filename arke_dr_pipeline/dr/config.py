@@ -34,6 +34,30 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+# How a snapshot reaches the index pointer, which the Arke API's builder and
+# `/snapshot/latest` read (README, "Beside the Arke API"): `inline` always
+# publishes upstream's one-block `arke/snapshot@v2`; `record` never writes the
+# pointer's snapshot fields and keeps ours in `snapshots/latest.json`; `auto`
+# publishes up to `ARKE_INLINE_MAX_ENTITIES` entities and keeps a record past it.
+PUBLISH_MODES = ("auto", "inline", "record")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in choices:
+        raise BadInput(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadInput(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     api_url: str = DEFAULT_API
@@ -46,6 +70,9 @@ class Settings:
     locks: Path | None = None
     transport: str = "http"
     offsite_url: str | None = None
+    publish: str = "auto"
+    inline_max_entities: int = 50_000
+    tip_grace: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +90,9 @@ class Settings:
             locks=Path(locks) if locks else None,
             transport=env.get("ARKE_TRANSPORT") or "http",
             offsite_url=env.get("ARKE_OFFSITE_URL") or None,
+            publish=_choice(env, "ARKE_PUBLISH", PUBLISH_MODES, "auto"),
+            inline_max_entities=_count(env, "ARKE_INLINE_MAX_ENTITIES", 50_000),
+            tip_grace=_seconds(env, "ARKE_TIP_GRACE_S", 2.0),
         )
 
     @property
@@ -70,6 +100,10 @@ class Settings:
         """The tip tree sits beside the pointer: `/arke/index` for `/arke/index-pointer`."""
         parent = self.index_pointer_path.rsplit("/", 1)[0] or ""
         return f"{parent}/index"
+
+    def publishes(self, entities: int) -> bool:
+        """Whether a snapshot of `entities` is published inline in the index pointer."""
+        return self.publish == "inline" or (self.publish == "auto" and entities <= self.inline_max_entities)
 
     @property
     def lock_dir(self) -> Path:

@@ -24,11 +24,20 @@ def read_pointer(client: KuboClient, path: str) -> IndexPointer | None:
 
 
 def current_snapshot(client: KuboClient, settings: Settings) -> str:
-    """The newest snapshot: the pointer's, unless the API reverted it (see `reverted_pointer`)."""
+    """The newest snapshot of ours: our record's, when it is on this node.
+
+    The pointer is read by others and rewritten by them: the Arke API's
+    builder puts its own snapshots there (whose entries we do not trust as
+    a backup's root, see snapshot.py), and its stale writes put back older
+    ones. Without a record of ours, the pointer's snapshot."""
+    kept = read_record(settings)
+    if kept and isinstance(kept.get("snapshot_cid"), str):
+        try:
+            client.block_stat(kept["snapshot_cid"])
+            return kept["snapshot_cid"]
+        except (KuboError, ValueError):
+            pass
     pointer = require_pointer(client, settings.index_pointer_path)
-    record = reverted_pointer(client, settings, pointer)
-    if record is not None:
-        return record["snapshot_cid"]
     if not pointer.latest_snapshot_cid:
         raise ArchiveError("the index pointer names no snapshot yet: run build-snapshot first")
     return pointer.latest_snapshot_cid
@@ -97,6 +106,8 @@ def reverted_pointer(client: KuboClient, settings: Settings, pointer) -> dict | 
     """
     record = read_record(settings)
     if record is None or record.get("snapshot_cid") == pointer.latest_snapshot_cid:
+        return None
+    if record.get("published") is False:
         return None
     if not isinstance(record.get("seq"), int) or record["seq"] <= pointer.snapshot_seq:
         return None

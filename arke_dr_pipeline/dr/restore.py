@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 from ..arke.models import POINTER_SCHEMA, IndexPointer
 from ..errors import ArkeDrError
 from ..ipld.car import CarReader
-from ..ipld.cid import cid_str, parse_cid
+from ..ipld.cid import parse_cid
 from ..kubo.client import KuboClient
 from .chains import resolve, verify_chain
 from .config import Settings
@@ -51,7 +52,7 @@ class RestoreRefused(ArkeDrError, RuntimeError):
 
 
 class SnapshotTips:
-    """The chosen snapshot's (PI, tip CID) pairs, sorted by PI, read again from
+    """The chosen snapshot's (PI, tip file text) pairs, sorted by PI, read again from
     the verified CAR's check each time a step needs them: at 10x, 300,000
     entries held as objects through the tip tree's build and read-back took
     the restore past 300 MB. A snapshot not sorted by PI (not written by this
@@ -68,18 +69,18 @@ class SnapshotTips:
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         entries = self._check.iter_entries(self._snapshot)
         if self.ordered:
             for e in entries:
-                yield e.pi, e.tip_cid
+                yield e.pi, e.tip_text
             return
         lines = SortedLines()
         for e in entries:
-            lines.add(f"{e.pi}\t{cid_str(e.tip_cid)}")
+            lines.add(json.dumps([e.pi, e.tip_text]))
         for line in lines:
-            pi, _, tip = line.partition("\t")
-            yield pi, parse_cid(tip)
+            pi, text = json.loads(line)
+            yield pi, text
 
 
 @dataclass(kw_only=True)
@@ -322,8 +323,8 @@ def verify_restored(client: KuboClient, settings: Settings, tips: SnapshotTips, 
 
     Compared as a count and a sum of digests, both sides streamed, so the
     check holds neither side; only a mismatch reads both in full to name it."""
-    expected = _tips_digest((pi, cid_str(tip)) for pi, tip in tips)
-    found = iter_tips(client, settings.index_root)
+    expected = _tips_digest(tips)
+    found = iter_tips(client, settings.index_root, exact=True)
     if found is None or _tips_digest(found) != expected:
         _name_tip_difference(client, settings, tips)
     pointer = read_pointer(client, settings.index_pointer_path)
@@ -343,9 +344,9 @@ def _tips_digest(pairs) -> tuple[int, int]:
 
 
 def _name_tip_difference(client: KuboClient, settings: Settings, tips: SnapshotTips) -> None:
-    found = read_tips(client, settings.index_root) or {}
-    for pi, tip in tips:
+    found = read_tips(client, settings.index_root, exact=True) or {}
+    for pi, text in tips:
         got = found.pop(pi, None)
-        if got != cid_str(tip):
-            raise BackupInvalid(tip, f"tip file of {pi} reads {got!r} after restore")
+        if got != text:
+            raise BackupInvalid(None, f"tip file of {pi} reads {got!r} after restore, not {text!r}")
     raise BackupInvalid(None, f"{len(found)} tip files not in the snapshot: {sorted(found)[:3]}")

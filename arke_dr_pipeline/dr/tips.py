@@ -133,7 +133,8 @@ class _TipTree:
             raise UnixfsError("a HAMT shard that is not a directory")
 
 
-def read_tips_of(client: KuboClient, root: str, pis: Iterable[str]) -> dict[str, str] | None:
+def read_tips_of(client: KuboClient, root: str, pis: Iterable[str], *, exact: bool = False,
+                 ) -> dict[str, str] | None:
     """{pi: tip CID} for `pis` only (those with a tip file), so an incremental
     audit costs what changed, not the size of the archive.
 
@@ -151,7 +152,8 @@ def read_tips_of(client: KuboClient, root: str, pis: Iterable[str]) -> dict[str,
     blocks = dict(client.get_blocks(list(found.values())))
     leaves = [c for cid in found.values() if split_cid(cid)[1] == DAG_PB for c, _ in decode_dag_pb(blocks[cid])[0]]
     blocks.update(client.get_blocks(leaves))
-    return {path.rsplit("/", 1)[1][:-4]: _file_text(blocks, cid).strip() for path, cid in found.items()}
+    texts = {path.rsplit("/", 1)[1][:-4]: _file_text(blocks, cid) for path, cid in found.items()}
+    return texts if exact else {pi: text.strip() for pi, text in texts.items()}
 
 
 def _file_text(blocks: dict[bytes, bytes], cid: bytes) -> str:
@@ -163,24 +165,25 @@ def _file_text(blocks: dict[bytes, bytes], cid: bytes) -> str:
     return payload.decode() + "".join(_file_text(blocks, c) for c, _ in links)
 
 
-def tip_files(tips: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-    """(relative path, content) of every tip file, from (pi, tip CID) sorted by
-    PI, which sorts the paths too, so parents come first.
+def tip_files(tips: Iterable[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of every tip file, from (pi, tip file text)
+    sorted by PI, which sorts the paths too, so parents come first.
 
-    The content is the CID's text with no newline, byte for byte what the
-    Arke API (and the seed) write with `files/write`."""
+    The text is what the snapshot recorded the file held: the CID's text
+    alone as the Arke API's handlers write it, or with the newline of an
+    `echo CID | ipfs files write`, byte for byte."""
     last = ""
-    for pi, tip_cid in tips:
+    for pi, text in tips:
         if pi <= last:
             raise ValueError(f"tip files out of order: {pi} after {last}")
         last = pi
-        yield tip_relpath(pi), cid_str(tip_cid).encode()
+        yield tip_relpath(pi), text.encode()
 
 
 def install_tips(client: KuboClient, root: str, tips: Iterable[tuple[str, bytes]]) -> str:
     """Build the whole tip tree in one `add`, swap it in with `files/cp` and `files/mv`.
 
-    `tips`: (pi, tip CID) sorted by PI. The old tree stays in place until
+    `tips`: (pi, tip file text) sorted by PI. The old tree stays in place until
     the new one is complete, and the swap is two calls; a crash between them
     leaves the new tree under a staging name that the next run removes.
     """

@@ -143,7 +143,7 @@ def _install(client: KuboClient, settings: Settings, b: _Builder, car_path: str,
     with open(car_path, "rb") as fh:
         client.dag_import(fh, pin_roots=False)
     pin_cover(client, iter(b.seen), name="arke archive (test data)")
-    install_tips(client, settings.index_root, sorted((pi, m) for pi, (_, m, _, _) in b.tips.items()))
+    install_tips(client, settings.index_root, sorted((pi, cid_str(m)) for pi, (_, m, _, _) in b.tips.items()))
     pointer = {
         "schema": POINTER_SCHEMA, "event_head": cid_str(b.head), "event_count": b.events,
         "latest_snapshot_cid": None, "snapshot_event_cid": None, "snapshot_seq": 0,
