@@ -17,6 +17,7 @@ from itertools import zip_longest
 
 from ..arke.models import SnapshotEntry, SnapshotHeader
 from ..arke.snapshot_codec import (
+    BLOCK_LIMIT,
     EncodedEntry,
     decode_chunk_block,
     decode_snapshot,
@@ -125,7 +126,8 @@ def _put_snapshot(client: KuboClient, blocks: Iterator[tuple[bytes, bytes]]) -> 
     puts: list[Future] = []
 
     def put(group: list[bytes]) -> None:
-        puts.append(putter.submit(client.block_put_many, group, cid_codec="dag-json"))
+        big = any(len(data) > BLOCK_LIMIT for data in group)  # a published @v2, as upstream's own
+        puts.append(putter.submit(client.block_put_many, group, cid_codec="dag-json", allow_big_block=big))
 
     with ThreadPoolExecutor(1, thread_name_prefix="block-put") as putter:
         group: list[bytes] = []

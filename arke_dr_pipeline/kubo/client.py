@@ -260,11 +260,12 @@ class KuboClient:
         )
         return out["Key"]
 
-    def block_put_many(self, blocks: list[bytes], *, cid_codec: str) -> list[str]:
+    def block_put_many(self, blocks: list[bytes], *, cid_codec: str, allow_big_block: bool = False) -> list[str]:
         """Many blocks in one call (a snapshot's 78 chunks at 10x: one round trip
         instead of 78); Kubo answers a line per block, in order."""
         resp = self.request(
-            "block/put", None, {"cid-codec": cid_codec, "mhtype": "sha2-256"},
+            "block/put", None, {"cid-codec": cid_codec, "mhtype": "sha2-256",
+                                "allow-big-block": allow_big_block or None},
             files=[("file", ("data", data, "application/octet-stream")) for data in blocks],
         )
         return [json.loads(line)["Key"] for line in resp.text.splitlines() if line.strip()]
