@@ -307,6 +307,42 @@ def diff_cmd(a, b, limit):
         sys.exit(1)
 
 
+@main.command("prove")
+@click.argument("car")
+@click.option("--since", "since", default=None, metavar="OLDER_CAR",
+              help="A consistency proof: OLDER_CAR's log is a prefix of CAR's.")
+@click.option("--cid", default=None, help="An inclusion proof: this CID is in CAR's log.")
+@operation
+def prove_cmd(car, since, cid):
+    """A proof from the backups' append-only log, as JSON on stdout."""
+    from .dr.prove import prove_consistency, prove_inclusion
+
+    if (since is None) == (cid is None):
+        _fail("give --since OLDER_CAR (consistency) or --cid CID (inclusion), one of the two", 2)
+    _out(prove_consistency(since, car) if since else prove_inclusion(cid, car))
+
+
+@main.command("verify-proof")
+@click.argument("proof", type=click.File("rb"))
+@click.option("--old-root", default=None, help="The older root you hold (consistency).")
+@click.option("--new-root", default=None, help="The newer root you hold (consistency).")
+@click.option("--root", default=None, help="The root you hold (inclusion).")
+@operation
+def verify_proof_cmd(proof, old_root, new_root, root):
+    """Check a proof offline, with only the roots; exit 5 if it does not hold."""
+    from .dr.prove import verify_proof
+    from .dr.translog import ProofError
+
+    try:
+        doc = json.loads(proof.read())
+    except ValueError:
+        _fail(f"{proof.name}: not JSON", 5)
+    try:
+        _out(verify_proof(doc, old_root=old_root, new_root=new_root, root=root))
+    except ProofError as exc:
+        _fail(f"proof does not hold: {exc}", 5)
+
+
 @main.command("drill")
 @click.pass_obj
 @operation

@@ -31,6 +31,7 @@ from .pointer import current_snapshot
 from .progress import log
 from .report import BackupReport
 from .spill import SortedLines
+from .translog import Log
 from .traverse import checked_stream
 from .verify import read_sidecar, verify_car
 
@@ -107,6 +108,8 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                 source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra)
             except NotAnExtension as exc:  # an archive restored from an older backup: the full stays
                 reason = f"the snapshot {exc.problem}"
+        if inventory is not None:
+            extra["log"] = Log(settings.backups_dir).append(Path(inventory))
         sidecar = report.to_sidecar(timestamp=stamp, file=final.name, kind="full" if reason else "delta",
                                     **({"full_reason": reason} if reason else {}), **extra)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
@@ -140,7 +143,8 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
             timestamp=stamp, file=final.name, kind="delta", inventory=inventory.name,
             tool=f"arke-dr-pipeline {__version__}",
             base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
-            chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks)
+            chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks,
+            log=Log(settings.backups_dir).append(inventory))
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(staged, final)
     finally:
