@@ -17,6 +17,8 @@ still listed has its whole chain.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,7 +28,10 @@ from pathlib import Path
 from ..errors import BadInput
 from ..kubo.client import KuboClient
 from .freshness import STAMP, listed_backups
+from .inventory import inventory_cids
 from .progress import log
+from .translog import Log
+from .translog import added as _added
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +74,7 @@ class PruneResult:
     deleted: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     dry_run: bool = False
+    held: dict[str, str] = field(default_factory=dict)
 
 
 def backup_of(name: str, sidecar: dict) -> Backup | None:
@@ -110,7 +116,9 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
         _finish_interrupted(backups_dir)
     listed = [b for car, meta in listed_backups(backups_dir) if (b := backup_of(car.name, meta)) is not None]
     keep = choose(listed, policy)
-    result = PruneResult(kept=sorted(keep), dry_run=dry_run)
+    held = _holding_lost_blocks(backups_dir, listed, keep)
+    keep |= set(held)
+    result = PruneResult(kept=sorted(keep), dry_run=dry_run, held=held)
     doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True)
     for b in doomed:
         car = backups_dir / b.name
@@ -122,6 +130,7 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
             car.unlink(missing_ok=True)
             marker.unlink()
     needed = {b.inventory for b in listed if b.name in keep and b.inventory}
+    needed.add(Log(backups_dir).state().get("inventory"))  # what the log's next append merges against
     newest = max((p for p in backups_dir.glob("arke-*.inventory.tsv")), default=None,
                  key=lambda p: _seq_of(p.name))
     for inv in backups_dir.glob("arke-*.inventory.tsv"):
@@ -132,6 +141,30 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
     log(f"prune {backups_dir}: keep {len(keep)}, delete {len(doomed)}"
         f"{' (dry run)' if dry_run else ''}, {result.bytes_freed / 1e6:.1f} MB")
     return result
+
+
+def _holding_lost_blocks(backups_dir: Path, listed: list[Backup], keep: set[str]) -> dict[str, str]:
+    """{name: why} of each backup the policy would delete that holds a block
+    no kept backup holds: the last copy of something the archive lost.
+
+    Inventories are sorted and complete (a delta's too), so one merge of the
+    kept ones against each candidate's says it; a backup without its
+    inventory is judged by the policy alone."""
+    kept = [backups_dir / b.inventory for b in listed
+            if b.name in keep and b.inventory and (backups_dir / b.inventory).exists()]
+    held: dict[str, str] = {}
+    if not kept:
+        return held
+    for b in listed:
+        if b.name in keep or not b.inventory or not (backups_dir / b.inventory).exists():
+            continue
+        union = (c for c, _ in itertools.groupby(heapq.merge(*(inventory_cids(p) for p in kept))))
+        lost = list(itertools.islice(_added(union, inventory_cids(backups_dir / b.inventory)), 1))
+        if lost:
+            held[b.name] = f"holds {lost[0]}, which no newer backup holds: kept"
+            log(f"warning: {b.name} {held[b.name]} (the archive lost it; restore it from this backup "
+                "or delete the backup by hand)")
+    return held
 
 
 def _finish_interrupted(backups_dir: Path) -> None:
@@ -204,7 +237,7 @@ def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=No
 
     local = prune_local(settings.backups_dir, policy, dry_run=dry_run)
     out = {"dry_run": dry_run, "local": {"kept": len(local.kept), "deleted": local.deleted,
-                                         "bytes_freed": local.bytes_freed}}
+                                         "bytes_freed": local.bytes_freed, "held": local.held}}
     if settings.offsite_url and s3 is not None:
         remote = prune_offsite(s3, OffsiteTarget.parse(settings.offsite_url), policy, dry_run=dry_run)
         out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed}

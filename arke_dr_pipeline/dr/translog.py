@@ -10,9 +10,9 @@ newer: nothing backed up was ever taken out. For one CID an inclusion proof
 shows it is in a backup's tree. A third party checks either offline with
 the two roots alone (`arke-dr verify-proof`).
 
-On disk, beside the backups: `arke-log.cids` (each leaf's CID, one length
-byte then the bytes), `arke-log.hashes` (each leaf's hash, 32 bytes, so a
-range is one seek) and `arke-log.json` (size, root, and the inventory the
+On disk, beside the backups: `cid-log.bin` (each leaf's CID, one length
+byte then the bytes), `cid-log.hashes` (each leaf's hash, 32 bytes, so a
+range is one seek) and `cid-log.state`, JSON (size, root, and the inventory the
 last leaves came from). The leaves are appended and synced first, the
 state after, the sidecar naming the root last; leaves past the state's
 size (a crash between) are cut off at the next append.
@@ -32,7 +32,7 @@ from ..ipld.cid import CIDError, cid_str, parse_cid
 from .files import atomic_write_json
 from .inventory import inventory_cids
 
-CIDS, HASHES, STATE = "arke-log.cids", "arke-log.hashes", "arke-log.json"
+CIDS, HASHES, STATE = "cid-log.bin", "cid-log.hashes", "cid-log.state"
 
 
 class ProofError(ArkeDrError, ValueError):
@@ -109,7 +109,7 @@ class Log:
         size = state["size"]
         previous = self.folder / state["inventory"] if state.get("inventory") else None
         if previous is not None and previous.exists():
-            new = _added(inventory_cids(previous), inventory_cids(inventory))
+            new = added(inventory_cids(previous), inventory_cids(inventory))
         else:
             known = {cid_str(c) for c in self.cids()} if size else set()
             new = (c for c in inventory_cids(inventory) if c not in known)
@@ -181,7 +181,8 @@ class Log:
         return out[::-1]
 
 
-def _added(old: Iterator[str], new: Iterator[str]) -> Iterator[str]:
+def added(old: Iterator[str], new: Iterator[str]) -> Iterator[str]:
+    """What sorted `new` holds that sorted `old` does not."""
     a = next(old, None)
     for b in new:
         while a is not None and a < b:

@@ -124,3 +124,27 @@ def test_a_prune_cut_short_leaves_every_listed_backup_restorable_and_the_next_co
     prune_local(settings.backups_dir, policy)
     assert len(list(settings.backups_dir.glob("arke-*.car"))) == 1
     _listed_are_restorable(settings.backups_dir)
+
+
+def test_prune_keeps_the_last_backup_holding_a_block_newer_ones_lack(client, settings):
+    """A block the archive lost after the first backup: the newer full lacks it,
+    and the older backup, its last copy, is held back and named."""
+    generate(client, settings, GenSpec(entities=30, seed=4, image_fraction=0.0, shape="api"))
+    writer = ArchiveWriter(client, settings, seed=6)
+    cars = []
+    for _ in range(2):
+        snap = build_snapshot(client, settings)
+        inv = build_inventory(client, settings, snap.snapshot_cid)
+        pin_set(client, snap.snapshot_cid, inv.path)
+        cars.append(Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path, full=True).car_path))
+        writer.run(3)
+    newest_inv = settings.backups_dir / json.loads(cars[1].with_suffix(".json").read_text())["inventory"]
+    rows = newest_inv.read_text().splitlines(keepends=True)
+    lost = next(r for r in rows if "\tmanifests\t" in r)
+    newest_inv.write_text("".join(r for r in rows if r != lost))  # as if the node had lost that manifest
+    result = prune_local(settings.backups_dir, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))
+    assert result.deleted == [] and cars[0].exists()
+    assert result.held == {cars[0].name: f"holds {lost.split()[0]}, which no newer backup holds: kept"}
+    newest_inv.write_text("".join(rows))  # repaired: the old backup goes
+    assert prune_local(settings.backups_dir, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0)).deleted == \
+        [cars[0].name]

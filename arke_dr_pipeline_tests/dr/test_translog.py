@@ -114,7 +114,7 @@ def test_append_takes_only_new_cids_and_survives_a_crash_between_leaves_and_stat
     write_inventory(tmp_path / "two.tsv", texts[:25])
     log = Log(tmp_path)
     first = log.append(tmp_path / "one.tsv")
-    with open(tmp_path / "arke-log.hashes", "ab") as fh:  # leaves written, state never updated
+    with open(tmp_path / "cid-log.hashes", "ab") as fh:  # leaves written, state never updated
         fh.write(b"\x01" * 64)
     second = log.append(tmp_path / "two.tsv")
     assert (first["size"], second["size"]) == (10, 25)
