@@ -15,13 +15,19 @@ from ..arke.upstream_proof import is_test_pi
 from ..ipld.cid import CIDError, check_block, cid_str, split_cid
 from ..ipld.links import BlockDecodeError, decode_block
 from ..kubo.client import KuboClient
+from ..kubo.errors import KuboError
 from .pointer import ArchiveError
 
 
-def history_cids(client: KuboClient, walks: list[tuple[str, bytes, bytes, bytes | None]]) -> set[str]:
+def history_cids(client: KuboClient, walks: list[tuple[str, bytes, bytes, bytes | None]],
+                 problems: list[str]) -> set[str]:
     """Every manifest version and component CID, and each chain entry, of
     `walks`: (pi, chain CID, tip CID, the tip already counted or None).
-    Test-network entities are left out, as upstream leaves them out."""
+    Test-network entities are left out, as upstream leaves them out.
+
+    A manifest that is missing or does not hash to its CID ends its walk and
+    goes in `problems`: the snapshot is still built (the backup's own checks
+    then name the block), so one bad block never stops the snapshots."""
     found: set[str] = set()
     current: dict[bytes, list[bytes | None]] = {}
     for pi, chain, tip, stop in walks:
@@ -32,8 +38,12 @@ def history_cids(client: KuboClient, walks: list[tuple[str, bytes, bytes, bytes 
             current.setdefault(tip, []).append(stop)
     while current:
         following: dict[bytes, list[bytes | None]] = {}
-        for cid, data in client.get_blocks(list(current)):
-            manifest = _manifest(cid, data)
+        for cid, data in _blocks(client, list(current), problems):
+            try:
+                manifest = _manifest(cid, data)
+            except ArchiveError as exc:
+                problems.append(f"upstream's proof: {exc}")
+                continue
             found.add(cid_str(cid))
             found.update(cid_str(c) for c in manifest.components.values())
             if manifest.prev is not None:
@@ -42,6 +52,20 @@ def history_cids(client: KuboClient, walks: list[tuple[str, bytes, bytes, bytes 
                         following.setdefault(manifest.prev, []).append(stop)
         current = following
     return found
+
+
+def _blocks(client: KuboClient, cids: list[bytes], problems: list[str]):
+    """The blocks pipelined; if the node fails one, each again on its own, naming what it lacks."""
+    try:
+        yield from list(client.get_blocks(cids))
+        return
+    except KuboError:
+        pass
+    for cid in cids:
+        try:
+            yield cid, client.block_get(cid)
+        except KuboError as exc:
+            problems.append(f"upstream's proof: manifest {cid_str(cid)}: {exc.kubo_message or exc}")
 
 
 def _manifest(cid: bytes, data: bytes) -> Manifest:

@@ -338,7 +338,7 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     link = base.link if publish else prev_cid
     prev_raw = parse_cid(link) if link else None
     if publish:
-        proof = _proof(client, ordered, newest, old_tips, base)
+        proof = _proof(client, ordered, newest, old_tips, base, anomalies)
         blocks = _put_snapshot(client, iter([inline_snapshot_block(
             seq=seq, ts=ts, event_cid=head, prev_snapshot=prev_raw, entries=ordered, proof=proof)]))
         if proof["consistency"] and not proof["consistency"]["is_append_only"]:
@@ -388,7 +388,7 @@ def _entry_tip(e: SnapshotEntry | EncodedEntry) -> tuple[bytes, str | None]:
 
 
 def _proof(client: KuboClient, ordered: list, newest: dict[str, SnapshotEntry],
-           old_tips: dict[str, tuple[bytes, str | None]], base: _Base) -> dict:
+           old_tips: dict[str, tuple[bytes, str | None]], base: _Base, problems: list[str]) -> dict:
     """Upstream's proof fields: the base's CIDs and what changed since, or,
     when the base has no proof, every entity's whole history."""
     started = time.monotonic()
@@ -397,7 +397,7 @@ def _proof(client: KuboClient, ordered: list, newest: dict[str, SnapshotEntry],
     else:
         walks = [(pi, e.chain_cid, e.tip_cid, old_tips[pi][0] if pi in old_tips else None)
                  for pi, e in newest.items()]
-    found = history_cids(client, walks)
+    found = history_cids(client, walks, problems)
     for earlier in (base.proven, base.linked):
         if earlier:
             found |= earlier

@@ -81,7 +81,8 @@ def _settle(client: KuboClient, settings: Settings, differ: dict, head: str, sta
     for pi, (text, e) in differ.items():
         found = _tip_version(client, text.strip(), pi)
         if isinstance(found, str):
-            out.anomalies.append(f"{pi}: tip file {found}")
+            said = f", newest event says {cid_str(e.tip_cid)}" if e is not None else ", and no event names it"
+            out.anomalies.append(f"{pi}: tip file says {text.strip()!s:.80}{said}: {found}")
         elif e is None or found > e.ver:
             ahead[pi] = (text.strip(), found)
         else:
@@ -105,11 +106,11 @@ def _tip_version(client: KuboClient, tip: str, pi: str) -> int | str:
         raw = parse_cid(tip)
         m = Manifest.decode(decode_block(split_cid(raw)[1], client.block_get(raw)), f"manifest {tip}")
     except CIDError:
-        return f"reads {tip!r:.80}, not a CID"
+        return "not a CID"
     except (KuboError, BlockDecodeError, ArkeDecodeError) as exc:
-        return f"names {tip}, which is not a readable manifest: {exc}"
+        return f"not a readable manifest ({exc})"
     if m.pi != pi:
-        return f"names {tip}, a manifest of {m.pi}"
+        return f"a manifest of {m.pi}"
     return m.ver
 
 

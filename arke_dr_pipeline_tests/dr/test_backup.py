@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from arke_dr_pipeline.arke.models import tip_path
-from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot
+from arke_dr_pipeline.arke.snapshot_codec import decode_snapshot, snapshot_all_cids
+from arke_dr_pipeline.arke.upstream_proof import merkle_root
 from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chain import walk_events
 from arke_dr_pipeline.dr.criteria import verify_snapshot
@@ -37,8 +38,12 @@ def test_seed_snapshot_entries_exactly(client, settings):
     gen = seed_scenario(client, settings)
     snap = build_snapshot(client, settings)
     header, entries = load_snapshot(client, snap.snapshot_cid)
-    assert header.schema == "arke/snapshot@v1" and header.seq == 1
+    assert header.schema == "arke/snapshot@v2" and header.seq == 1  # upstream's, published in the pointer
     assert sorted(entries) == sorted(SEED_PIS)
+    proven = snapshot_all_cids(client.block_get(snap.snapshot_cid))
+    assert header.extra == {"merkle_root": merkle_root(sorted(proven)), "cid_count": len(proven)}
+    assert {cid_str(e.tip_cid) for e in entries.values()} | {cid_str(e.chain_cid) for e in entries.values()} <= proven
+
     assert {pi: (e.ver, cid_str(e.tip_cid)) for pi, e in entries.items()} == {
         SEED_PIS[0]: (3, gen.tips[SEED_PIS[0]]), SEED_PIS[1]: (2, gen.tips[SEED_PIS[1]]),
         SEED_PIS[2]: (1, gen.tips[SEED_PIS[2]])}
@@ -55,6 +60,8 @@ def test_seed_snapshot_entries_exactly(client, settings):
 def test_incremental_equals_full(client, settings, monkeypatch, shape, chunked):
     if chunked:  # chunks of ~10 entries: the incremental build reuses the bytes of unchanged entries
         from arke_dr_pipeline.arke import snapshot_codec
+
+        settings = replace(settings, publish="record")  # chunked snapshots stay in our record
 
         monkeypatch.setattr(snapshot_codec, "BLOCK_LIMIT", 8192)
         monkeypatch.setattr(snapshot_codec, "CHUNK_TARGET", 2048)
@@ -205,12 +212,15 @@ def test_events_appended_during_build_stay_reachable(client, settings):
 
 
 def test_big_archive_snapshot_is_chunked(client, settings):
+    settings = replace(settings, publish="auto", inline_max_entities=4999)
     generate(client, settings, GenSpec(entities=5000, seed=2, image_fraction=0.0))
     snap = build_snapshot(client, settings, check_tips=False)
-    assert snap.schema == "arke-dr/snapshot-chunked@v1" and snap.entity_count == 5000
+    assert snap.schema == "arke-dr/snapshot-chunked@v1" and snap.entity_count == 5000 and not snap.published
+    assert any("past ARKE_INLINE_MAX_ENTITIES (4999)" in a for a in snap.anomalies)
+    assert require_pointer(client, settings.index_pointer_path).latest_snapshot_cid is None
     header = decode_snapshot(client.block_get(snap.snapshot_cid))
     assert len(header.chunks) >= 2
-    assert verify_snapshot(client, settings.index_pointer_path)["ok"]
+    assert verify_snapshot(client, settings.index_pointer_path, snap.snapshot_cid)["ok"]
 
 
 def test_disagreements_are_reported_not_chosen(client, settings):
@@ -219,7 +229,8 @@ def test_disagreements_are_reported_not_chosen(client, settings):
     client.files_write(f"{settings.index_root}/EN/TI/{SEED_PIS[0]}.tip", (wrong + "\n").encode())
     snap = build_snapshot(client, settings)
     assert snap.anomalies == [
-        f"{SEED_PIS[0]}: tip file says {wrong}, newest event says {gen.tips[SEED_PIS[0]]}"]
+        f"{SEED_PIS[0]}: tip file says {wrong}, newest event says {gen.tips[SEED_PIS[0]]}: "
+        f"a manifest of {SEED_PIS[1]}"]
     _, entries = load_snapshot(client, snap.snapshot_cid)
     assert cid_str(entries[SEED_PIS[0]].tip_cid) == gen.tips[SEED_PIS[0]]
 
@@ -240,7 +251,8 @@ def test_incremental_audits_the_touched_tips_and_full_rebuild_matches(client, se
     assert second.incremental and second.new_events == 50
     _, entries = load_snapshot(client, second.snapshot_cid)
     assert second.anomalies == [
-        f"{touched[0]}: tip file says {wrong}, newest event says {cid_str(entries[touched[0]].tip_cid)}",
+        f"{touched[0]}: tip file says {wrong}, newest event says {cid_str(entries[touched[0]].tip_cid)}: "
+        f"a manifest of {untouched}",
         f"{touched[1]}: no tip file"]
 
     full = build_snapshot(client, settings, full=True)

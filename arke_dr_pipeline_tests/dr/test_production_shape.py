@@ -132,7 +132,7 @@ def test_upstream_v2_snapshot_verifies_restores_and_continues(fresh_kubo, tmp_pa
         nxt = build_snapshot(client, settings)
         assert nxt.incremental and nxt.new_events == 4 and nxt.seq == 3
         header, _ = load_snapshot(client, nxt.snapshot_cid)
-        assert header.schema == "arke/snapshot@v1" and header.prev_snapshot == parse_cid(upstream)
+        assert header.schema == "arke/snapshot@v2" and header.prev_snapshot == parse_cid(upstream)
 
 
 def test_unknown_schema_named(fresh_kubo, tmp_path):
