@@ -227,6 +227,16 @@ def _choose_base(client: KuboClient, named: str | None, record: dict | None, ano
     return base
 
 
+def _unreadable_by_the_api(client: KuboClient, settings: Settings) -> bool:
+    named = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
+    if not named:
+        return False
+    try:
+        return _snapshot_block(client, named)[0].entries is None
+    except (KuboError, ValueError):
+        return False
+
+
 def _on_node(client: KuboClient, cid: str) -> bool:
     try:
         client.block_stat(cid)
@@ -372,6 +382,13 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     atomic_write_json(settings.snapshots_dir / f"snapshot-{seq}.json", meta)
     if publish:
         update_snapshot_fields(client, settings.index_pointer_path, meta["pointer_fields"])
+    elif _unreadable_by_the_api(client, settings):
+        # a restore (or the release before) left a chunked snapshot there, which
+        # the API's builder reads as empty: with no snapshot named it walks the chain
+        update_snapshot_fields(client, settings.index_pointer_path,
+                               {"latest_snapshot_cid": None, "snapshot_event_cid": None})
+        log("warning: the index pointer named a chunked snapshot the Arke API cannot read; "
+            "its snapshot fields are cleared, so the API's builder rebuilds from the chain")
     atomic_write_json(settings.snapshots_dir / "latest.json", meta)
     result.seconds = time.monotonic() - started
     log(f"snapshot {snapshot_cid}: seq {seq}, {len(ordered)} entities, {walked} new events, "

@@ -186,6 +186,29 @@ def test_record_mode_leaves_the_pointer_to_the_api(client, settings):
     assert verify_car(car)[0].snapshot_cid == nxt.snapshot_cid
 
 
+def test_a_chunked_snapshot_left_in_the_pointer_is_cleared_for_the_api(client, settings, monkeypatch):
+    """A restore of a chunked snapshot names it in the pointer; the next build
+    (which does not publish) clears it, and the API's builder walks the chain."""
+    from arke_dr_pipeline.arke import snapshot_codec
+
+    monkeypatch.setattr(snapshot_codec, "BLOCK_LIMIT", 8192)
+    monkeypatch.setattr(snapshot_codec, "CHUNK_TARGET", 2048)
+    settings = replace(settings, publish="record")
+    writer = _archive(client, settings, 200, 500)
+    ours = build_snapshot(client, settings)
+    assert ours.schema == "arke-dr/snapshot-chunked@v1"
+    pointer = require_pointer(client, settings.index_pointer_path)
+    pointer.raw.update(latest_snapshot_cid=ours.snapshot_cid, snapshot_event_cid=ours.event_cid)
+    client.files_write(settings.index_pointer_path, pointer.encode())
+    writer.run(10)
+    build_snapshot(client, settings)
+    assert require_pointer(client, settings.index_pointer_path).latest_snapshot_cid is None
+    api = ApiSnapshotBuilder(client, settings)
+    api.build()
+    assert not any("Loaded" in line for line in api.log)  # a full walk, not 0 entries
+    assert_serves_everything(client, settings)
+
+
 def test_entries_end_with_the_head_so_upstreams_restore_keeps_the_chain(client, settings):
     """Upstream's `restore_from_car.py` takes the event head from the last entry's `chain_cid`."""
     writer = _archive(client, settings, 120, 400)
