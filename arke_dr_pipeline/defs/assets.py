@@ -66,8 +66,9 @@ class SnapshotConfig(dg.Config):
     )
 
 
-@arke_asset({"ipfs"}, "2", deps=[event_chain_head],
-            description="The newest version of every entity, built incrementally from the chain.")
+@arke_asset({"ipfs"}, "3", deps=[event_chain_head],
+            description="The newest version of every entity, built incrementally from the chain; "
+                        "published in the index pointer as upstream's arke/snapshot@v2 (ARKE_PUBLISH).")
 def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: KuboResource,
              storage: StorageResource) -> dg.MaterializeResult:
     settings = storage.settings(kubo)
@@ -86,6 +87,8 @@ def snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, kubo: Ku
         "bytes_per_entity": round(result.block_bytes / max(result.entity_count, 1), 1),
         "anomalies": len(result.anomalies),
         "pointer_repaired": int(result.pointer_repaired),
+        "published": int(result.published),
+        "pointer_snapshot_refused": dg.MetadataValue.text(result.base_refused or ""),
         "anomaly_list": dg.MetadataValue.md("\n".join(f"- {a}" for a in result.anomalies[:20]) or "none"),
         "seconds": round(result.seconds, 3),
     })

@@ -48,6 +48,19 @@ def under_500_bytes_per_entity(context: dg.AssetCheckExecutionContext, kubo: Kub
     )
 
 
+@dg.asset_check(asset=snapshot, description="The snapshot the index pointer named (the Arke API's builder's, "
+                "or ours) named every entity: none was dropped by a builder that could not read its base.")
+def pointer_snapshot_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("snapshot"))
+    meta = event.asset_materialization.metadata if event else {}
+    refused = meta["pointer_snapshot_refused"].value if "pointer_snapshot_refused" in meta else ""
+    return dg.AssetCheckResult(
+        passed=not refused,
+        metadata={"problem": dg.MetadataValue.text(refused or "none"),
+                  "published": meta["published"].value if "published" in meta else 0},
+    )
+
+
 @dg.asset_check(asset=cid_inventory, blocking=True,
                 description="No CID of the previous inventory disappears.")
 def inventory_only_grows(context: dg.AssetCheckExecutionContext, kubo: KuboResource,
@@ -77,5 +90,6 @@ def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
         "events": report.event_count, "bytes": report.size})
 
 
-backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, inventory_only_grows,
+backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, pointer_snapshot_complete,
+                 inventory_only_grows,
                  car_verified_complete]

@@ -55,7 +55,7 @@ def test_backup_job_materializes_with_checks_and_metadata(client, settings):
     assert result.success
     checks = check_results(result)
     assert checks == {"no_duplicate_pis": True, "cids_valid": True, "under_500_bytes_per_entity": True,
-                      "inventory_complete": True, "inventory_only_grows": True,
+                      "pointer_snapshot_complete": True, "inventory_complete": True, "inventory_only_grows": True,
                       "car_verified_complete": True, "newest_backup_is_fresh": True,
                       "events_not_in_any_backup": True, "offsite_matches_local": True}
     offsite = result.asset_materializations_for_node("offsite_copy")[0].metadata
@@ -74,6 +74,29 @@ def _flatfs_path(repo: Path, cid: str) -> Path:
     mh = raw[start - 2 : start + length]
     key = base64.b32encode(mh).decode().rstrip("=")
     return repo / "blocks" / key[-3:-1] / f"{key}.data"
+
+
+def test_a_pointer_snapshot_missing_entities_fails_its_check_and_the_backup_goes_on(client, settings):
+    """The Arke API's builder published a snapshot that dropped entities: the
+    run warns, the check fails, and the backup of our own snapshot completes."""
+    generate(client, settings, GenSpec(entities=30, seed=8, image_fraction=0.0))
+    assert run_backup(settings).success
+    pointer = require_pointer(client, settings.index_pointer_path)
+    ours = json.loads(client.dag_get(pointer.latest_snapshot_cid))
+    theirs = {**ours, "seq": ours["seq"] + 1, "entries": ours["entries"][:2], "total_count": 2,
+              "prev_snapshot": {"/": pointer.latest_snapshot_cid}}
+    pointer.raw["latest_snapshot_cid"] = client.dag_put(json.dumps(theirs).encode(), store_codec="dag-json",
+                                                        input_codec="json", allow_big_block=True)
+    client.files_write(settings.index_pointer_path, pointer.encode())
+    ArchiveWriter(client, settings, seed=2).run(5)
+    result = run_backup(settings)
+    assert check_results(result)["pointer_snapshot_complete"] is False
+    snap = result.asset_materializations_for_node("snapshot")[0].metadata
+    assert "names 2 entities" in snap["pointer_snapshot_refused"].value and snap["entities"].value >= 30
+    car = result.asset_materializations_for_node("car_file")[0].metadata
+    assert car["entities"].value == snap["entities"].value
+    assert len(json.loads(client.dag_get(require_pointer(client, settings.index_pointer_path)
+                                         .latest_snapshot_cid))["entries"]) == snap["entities"].value
 
 
 def test_corrupted_block_fails_the_check_and_stops_the_car(kubo, client, settings):

@@ -128,7 +128,8 @@ def test_webserver_lists_the_project(dagster_env):
     assert set(assets) == {"event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file",
                            "offsite_copy", "retention", "restore_drill"}
     assert assets["offsite_copy"] == ["offsite_matches_local"] and assets["restore_drill"] == ["latest_backup_restores"]
-    assert sorted(assets["snapshot"]) == ["cids_valid", "no_duplicate_pis", "under_500_bytes_per_entity"]
+    assert sorted(assets["snapshot"]) == ["cids_valid", "no_duplicate_pis", "pointer_snapshot_complete",
+                                          "under_500_bytes_per_entity"]
     assert sorted(assets["cid_inventory"]) == ["inventory_complete", "inventory_only_grows"]
     assert sorted(assets["car_file"]) == ["car_verified_complete", "events_not_in_any_backup",
                                           "newest_backup_is_fresh"]
