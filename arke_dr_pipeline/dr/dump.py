@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..arke.models import POINTER_SCHEMA, Manifest, tip_relpath
-from ..arke.snapshot_codec import decode_snapshot
+from ..arke.snapshot_codec import decode_snapshot, snapshot_entries
 from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..ipld.links import dag_cbor_links
 from ..kubo.client import KuboClient
@@ -106,6 +106,9 @@ def _at_snapshot(client: KuboClient, snapshot_cid: str) -> Iterator[str]:
             count += 1
             yield _event(cid, event)
             newest.setdefault(event.pi, cid_str(event.tip_cid))
+    for e in snapshot_entries(header, client.block_get):  # a tip file's exact text, kept by the snapshot
+        if e.tip_file is not None and newest.get(e.pi) == cid_str(e.tip_cid):
+            newest[e.pi] = e.tip_file
     roots: list[tuple[str, bytes]] = []
     yield from _tips_and_roots(newest.items(), roots)
     fields = {

@@ -9,6 +9,7 @@ deletion, and our backups restore the archive.
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ from arke_dr_pipeline.simulate.api_builder import ApiSnapshotBuilder
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from arke_dr_pipeline_tests.conftest import make_settings
-from arke_dr_pipeline_tests.helpers import logical_dump
+from arke_dr_pipeline_tests.helpers import dump_digest, logical_dump
 
 
 def published(client, settings) -> dict:
@@ -241,11 +242,13 @@ def test_tips_written_with_a_newline_restore_byte_for_byte(fresh_kubo, tmp_path)
         car = backup(client, settings, snap.snapshot_cid).car.car_path
         before = logical_dump(client, settings)
         assert sum(t.endswith("\n") for t in before["tips"].values()) == 8
+        expected = dump_digest(client, settings, Path(car))  # `dump --at-snapshot`, what the drill compares
     fresh_kubo.wipe()
     with KuboClient(fresh_kubo.api_url) as client:
         restore(client, settings, car)
         after = logical_dump(client, settings)
         assert after["tips"] == before["tips"] and after == before
+        assert dump_digest(client, settings) == expected
 
 
 def test_a_tip_ahead_of_the_chain_is_quiet_within_the_window(client, settings):
