@@ -215,7 +215,7 @@ def snapshot_all_cids(data: bytes, codec: int = DAG_JSON) -> set[str] | None:
     cids = value.get("all_cids") if isinstance(value, dict) else None
     if not isinstance(cids, list) or not cids:
         return None
-    return {c for c in cids if isinstance(c, str)}
+    return {c for c in cids if isinstance(c, str) and c.isascii() and c.isalnum()}  # CID texts only
 
 
 def decode_snapshot(data: bytes, name: str = "snapshot", codec: int = DAG_JSON) -> SnapshotHeader:
