@@ -337,9 +337,8 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     else:
         entries.update(newest)
         ordered = [entries[pi] for pi in sorted(entries)]
-        if settings.publish == "auto":
-            anomalies.append(
-                f"{len(ordered)} entities is past ARKE_INLINE_MAX_ENTITIES ({settings.inline_max_entities}): "
+        if settings.publish == "auto":  # a setting's consequence, not an anomaly: said, not counted
+            log(f"{len(ordered)} entities is past ARKE_INLINE_MAX_ENTITIES ({settings.inline_max_entities}): "
                 "the snapshot is kept in our record and the index pointer's snapshot fields are left "
                 "to the Arke API's builder")
     entries = {}
