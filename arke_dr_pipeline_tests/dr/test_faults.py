@@ -18,6 +18,7 @@ from arke_dr_pipeline.dr.pins import pin_set
 from arke_dr_pipeline.dr.pointer import require_pointer
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.translog import CIDS, HASHES, STATE
 from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
@@ -89,7 +90,8 @@ def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypa
     with client:
         car = export_car(client, settings, inventory=inv.path)
     assert sorted(files(settings.backups_dir)) == sorted(
-        [Path(inv.path).name, car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1]])
+        [Path(inv.path).name, car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1],
+         CIDS, HASHES, STATE])  # the CID log, appended with the backup
     assert verify_car(car.car_path)[0].block_count == inv.block_count
 
 
