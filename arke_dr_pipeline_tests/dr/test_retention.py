@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from arke_dr_pipeline.dr.backup import backup as run_backup
 from arke_dr_pipeline.dr.chains import ChainPolicy, chain_of
 from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.freshness import STAMP
@@ -134,9 +135,7 @@ def test_prune_keeps_the_last_backup_holding_a_block_newer_ones_lack(client, set
     cars = []
     for _ in range(2):
         snap = build_snapshot(client, settings)
-        inv = build_inventory(client, settings, snap.snapshot_cid)
-        pin_set(client, snap.snapshot_cid, inv.path)
-        cars.append(Path(export_car(client, settings, snap.snapshot_cid, inventory=inv.path, full=True).car_path))
+        cars.append(Path(run_backup(client, settings, snap.snapshot_cid, full=True).car.car_path))
         writer.run(3)
     newest_inv = settings.backups_dir / json.loads(cars[1].with_suffix(".json").read_text())["inventory"]
     rows = newest_inv.read_text().splitlines(keepends=True)
