@@ -204,6 +204,40 @@ def export_car_cmd(obj: Ctx, snapshot_cid, full):
 
         upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url), result.car.car_path)
     click.echo(result.car.car_path)
+    _fail_on_loss(result.car.lost)
+
+
+LOSS_EXIT = 8
+
+
+def _fail_on_loss(lost: list[dict]) -> None:
+    """The backup stands and holds the rest; the exit says the archive is damaged until repaired or acknowledged."""
+    from .dr.loss import summary, unacknowledged
+
+    open_loss = unacknowledged(lost)
+    if open_loss:
+        _fail(f"backup made without {summary(open_loss)}; put the blocks back on the node, or accept the loss "
+              "with `arke-dr acknowledge-loss CID...`", LOSS_EXIT)
+    if lost:
+        click.echo(f"warning: {len(lost)} acknowledged lost block(s) stay missing", err=True)
+
+
+@main.command("acknowledge-loss")
+@click.argument("cids", nargs=-1, required=True)
+@click.option("--note", default="", help="Why the loss is accepted (kept with it).")
+@click.pass_obj
+@operation
+def acknowledge_loss_cmd(obj: Ctx, cids, note):
+    """Accept blocks the newest backup names as lost: later backups then exit 0 (the sidecars still name them)."""
+    from .dr.freshness import newest_backup
+    from .dr.loss import acknowledge
+
+    newest = newest_backup(obj.settings.backups_dir)
+    lost = newest[1].get("lost", []) if newest else []
+    if not lost:
+        _fail("the newest backup names no lost block; nothing to acknowledge")
+    done = acknowledge(obj.settings.snapshots_dir, lost, cids, note)
+    click.echo(f"acknowledged {len(done)} lost block(s) in {obj.settings.snapshots_dir / 'acknowledged-loss.json'}")
 
 
 @main.command("verify-snapshot")
@@ -233,6 +267,10 @@ def verify_car_cmd(car, snapshot_cid, seq):
 
     report, _ = verify_car(car, snapshot_cid=snapshot_cid, seq=seq)
     _out(report.to_dict())
+    if report.lost:
+        from .dr.loss import summary
+
+        click.echo(f"warning: taken {summary(report.lost)} (its sidecar names them)", err=True)
 
 
 @main.command()

@@ -23,10 +23,10 @@ from arke_dr_pipeline.ipld.links import dag_cbor_links
 from arke_dr_pipeline.kubo.client import KuboClient
 
 
-def logical_dump(client: KuboClient, settings: Settings) -> dict:
+def logical_dump(client: KuboClient, settings: Settings, *, lost: frozenset[str] = frozenset()) -> dict:
     """Every PI's tip file, byte for byte; every manifest of its history with
-    its fields; the sha256 of every component's bytes; the event chain; the
-    pointer's counts."""
+    its fields; the sha256 of every component's bytes (but those `lost`); the
+    event chain; the pointer's counts."""
     pointer = require_pointer(client, settings.index_pointer_path)
     tips = read_tips(client, settings.index_root, exact=True) or {}
     histories: dict[str, list[dict]] = {}
@@ -39,7 +39,7 @@ def logical_dump(client: KuboClient, settings: Settings) -> dict:
             assert m.pi == pi
             for comp in m.components.values():
                 c = cid_str(comp)
-                if c not in components:
+                if c not in components and c not in lost:
                     components[c] = hashlib.sha256(client.cat(c)).hexdigest()
             history.append({"cid": cur, "schema": m.schema, "ver": m.ver, "ts": m.ts, "note": m.note,
                             "children_pi": m.children_pi,

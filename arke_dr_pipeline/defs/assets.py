@@ -13,6 +13,7 @@ from ..dr.backup import backup_lock, pin_backup, take_inventory
 from ..dr.dagcheck import BackupInvalid
 from ..dr.export import export_car
 from ..dr.inventory import inventory_path
+from ..dr.loss import unacknowledged
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
 from .resources import KuboResource, StorageResource
@@ -187,6 +188,7 @@ def car_file(context: dg.AssetExecutionContext, config: CarConfig, kubo: KuboRes
         "delta": int(result.kind == "delta"), "kind": dg.MetadataValue.text(result.kind),
         "full_reason": dg.MetadataValue.text(result.full_reason or ""),
         "seconds": round(result.seconds, 3),
+        "lost_blocks": len(result.lost), "lost_unacknowledged": len(unacknowledged(result.lost)),
     })
 
 

@@ -1,12 +1,14 @@
-"""One check per rule: the seed's snapshot criteria, append-only inventories, a verified CAR."""
+"""One check per rule: the seed's snapshot criteria, append-only inventories, a verified CAR, no open loss."""
 
+from pathlib import Path
 
 import dagster as dg
 
 from ..dr.criteria import verify_snapshot
 from ..dr.dagcheck import BackupInvalid
 from ..dr.inventory import inventory_diff
-from ..dr.verify import verify_car
+from ..dr.loss import summary, unacknowledged
+from ..dr.verify import read_sidecar, verify_car
 from .assets import car_file, cid_inventory, handed, snapshot
 from .resources import KuboResource, StorageResource
 
@@ -90,6 +92,24 @@ def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
         "events": report.event_count, "bytes": report.size})
 
 
+@dg.asset_check(asset=car_file, blocking=True,
+                description="The node had every block the backup needed, or each lost one was acknowledged "
+                            "(`arke-dr acknowledge-loss`).")
+def no_unacknowledged_loss(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("car_file"))
+    path = event.asset_materialization.metadata["sidecar"].value if event else None
+    if path is None:
+        return dg.AssetCheckResult(passed=False, metadata={"problem": "no CAR materialized"})
+    try:
+        lost = read_sidecar(Path(path).with_suffix(".car")).get("lost", [])
+    except (BackupInvalid, AttributeError):
+        return dg.AssetCheckResult(passed=False, metadata={"problem": dg.MetadataValue.text(f"{path} unreadable")})
+    open_loss = unacknowledged(lost)
+    return dg.AssetCheckResult(passed=not open_loss, metadata={
+        "lost": len(lost), "unacknowledged": len(open_loss),
+        "problem": dg.MetadataValue.text(summary(open_loss) if open_loss else "")})
+
+
 backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, pointer_snapshot_complete,
                  inventory_only_grows,
-                 car_verified_complete]
+                 car_verified_complete, no_unacknowledged_loss]

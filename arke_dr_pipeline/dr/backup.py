@@ -22,6 +22,7 @@ from .export import ExportResult, export_car
 from .increment import build_increment, staged_delta
 from .inventory import InventoryResult, build_inventory, inventory_path
 from .lock import reading_archive
+from .paths import staging_car_path
 from .pins import pin_set
 from .progress import log
 
@@ -47,7 +48,7 @@ def take_inventory(client: KuboClient, settings: Settings, snapshot_cid: str, *,
 def pin_backup(client: KuboClient, settings: Settings, snapshot_cid: str, seq: int) -> dict:
     """The pinned set after the inventory pass: a cover of the delta's blocks when it staged one."""
     return pin_set(client, snapshot_cid, inventory_path(settings, seq, snapshot_cid),
-                   delta=staged_delta(settings, seq, snapshot_cid))
+                   delta=staged_delta(settings, seq, snapshot_cid), staged=staging_car_path(settings.backups_dir, seq))
 
 
 def backup_lock(settings: Settings, *, wait: bool = True):

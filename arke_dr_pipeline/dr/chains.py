@@ -29,7 +29,7 @@ from .freshness import newest_backup
 from .inventory import inventory_cids
 from .progress import progress
 from .report import BackupReport
-from .verify import car_file, read_sidecar
+from .verify import car_file, declared_lost, read_sidecar
 
 MAX_CHAIN = 7
 MAX_RATIO = 0.5
@@ -94,6 +94,8 @@ def full_due(base: Path | None, policy: ChainPolicy) -> str | None:
     sidecar = read_sidecar(base) or {}
     if not sidecar.get("inventory") or not (base.parent / sidecar["inventory"]).is_file():
         return f"{base.name} has no inventory to diff against"
+    if sidecar.get("lost"):  # a full walk of the node is what notices a lost block coming back
+        return f"{base.name} was taken with {len(sidecar['lost'])} block(s) missing from the node"
     try:
         chain = chain_of(base)
     except BackupInvalid as exc:
@@ -160,6 +162,8 @@ def verify_chain(chain: list[Path], *, snapshot_cid: str | None = None,
     with open(newest, "rb") as fh:
         roots = list(CarReader(fh).roots)
     check = DagCheck(roots)
+    for link in chain:
+        check.declared |= declared_lost(read_sidecar(link))
     bar = progress(f"verifying the chain of {newest.name}", total=sum(p.stat().st_size for p in chain), unit="B")
     try:
         for car in chain:

@@ -62,8 +62,14 @@ class DagCheck:
     def __post_init__(self):
         self._new_links_and_facts()
         self.chunks = _chunk_map(self.seen.spill)
+        self.lost: dict[bytes, bytes | None] = {}  # a block the node lacks -> the block that first linked it
+        self.declared: set[bytes] = set()  # blocks a sidecar says were lost when its backup was taken
         for r in self.roots:
             self.pending[r] = b""
+
+    def lose(self, cid: bytes) -> None:
+        """A block the node does not have: the backup goes on without it and names it (dr/loss.py)."""
+        self.lost[cid] = self.pending.pop(cid, None) or None
 
     def _new_links_and_facts(self) -> None:
         disk = SpillFile()
@@ -92,7 +98,7 @@ class DagCheck:
         for link in links:
             if link in self.seen:
                 self.unreferenced.discard(link)
-            elif split_cid(link)[2] != IDENTITY:
+            elif split_cid(link)[2] != IDENTITY and link not in self.lost:
                 self.pending.setdefault(link, cid)
         return role
 
@@ -132,6 +138,8 @@ class DagCheck:
 
     def _not_a(self, cid: bytes, what: str) -> str:
         """"is not a manifest", saying what it is when we know."""
+        if cid in self.lost:
+            return f"is not {what}: the block is missing from the node"
         if cid in self.manifests:
             return f"is not {what}: it is a manifest"
         if cid in self.events:
@@ -188,6 +196,8 @@ class DagCheck:
 
     def finish(self, snapshot: bytes) -> BackupReport:
         """Semantic checks of one snapshot; the report for it."""
+        for cid in [c for c in self.declared if c in self.pending]:
+            self.lose(cid)
         if self.pending:
             missing, parent = next(iter(self.pending.items()))
             who = f"linked from {cid_str(parent)}" if parent else "a root"
@@ -239,7 +249,17 @@ class DagCheck:
             bytes_by_role={r: self.bytes[r] for r in ROLES},
             blocks_by_codec=dict(sorted(self.codecs.items())),
             snapshots={str(h.seq): cid_str(c) for c, h in self.snapshots.items()},
+            lost=self.lost_report(),
         )
+
+    def lost_report(self) -> list[dict]:
+        """Each lost block with the block that linked it and, when that is a manifest, its entity and version."""
+        out = []
+        for cid, parent in sorted(self.lost.items()):
+            owner = self.manifests.get(parent) if parent else None
+            out.append({"cid": cid_str(cid), "linked_from": cid_str(parent) if parent else None,
+                        "pi": owner[0] if owner else None, "ver": owner[1] if owner else None})
+        return out
 
     def _check_entry(self, e: SnapshotEntry) -> None:
         m = self.manifests.get(e.tip_cid)

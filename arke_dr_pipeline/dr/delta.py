@@ -30,12 +30,15 @@ class NotAnExtension(BackupInvalid):
     """The snapshot does not grow out of the base's: the next backup must be a full."""
 
 
-def verify_delta(delta: Path, base: Path, inventory: Path, *, snapshot_cid: str) -> tuple[BackupReport, int]:
+def verify_delta(delta: Path, base: Path, inventory: Path, *, snapshot_cid: str,
+                 lost: set[bytes] = frozenset()) -> tuple[BackupReport, int]:
     """(the report of the chain `base` + `delta`, with the chain's totals and the delta's file; the delta's
-    block count), or the first thing wrong."""
+    block count), or the first thing wrong. `lost`: blocks the node had lost when the inventory was taken."""
     base_sidecar = read_sidecar(base) or {}
     base_rows = base.parent / str(base_sidecar.get("inventory"))
     check, sha256 = _read(delta)
+    for cid in [c for c in lost if c in check.pending]:
+        check.lose(cid)
     root = parse_cid(snapshot_cid)
     if check.roots != [root]:
         raise BackupInvalid(None, f"{delta.name} is not rooted at the snapshot {snapshot_cid}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
 from pathlib import Path
@@ -26,6 +26,7 @@ from .delta import NotAnExtension, verify_delta
 from .files import atomic_write_json
 from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
+from .loss import read_loss, with_acknowledgments
 from .paths import staging_car_path, staging_delta_path
 from .pointer import current_snapshot
 from .progress import log
@@ -51,6 +52,7 @@ class ExportResult:
     sidecar: dict
     kind: str = "full"
     full_reason: str | None = None
+    lost: list = field(default_factory=list)  # blocks missing from the node (dr/loss.py), each acknowledged or not
 
 
 def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None = None,
@@ -79,13 +81,15 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
         name = f"arke-{seq}-{stamp}-{n}"
     final = settings.backups_dir / f"{name}.car"
     staged = staging_car_path(settings.backups_dir, seq)
+    lost = read_loss(inventory)
+    gone = {parse_cid(e["cid"]) for e in lost}
     delta = None if full or inventory is None else staged_delta(settings, seq, snapshot_cid)
     if delta is not None:
         return _export_staged_delta(settings, *delta, inventory=Path(inventory), snapshot_cid=snapshot_cid,
-                                    seq=seq, name=name, stamp=stamp, started=started)
+                                    seq=seq, name=name, stamp=stamp, started=started, lost=lost)
     source = staged if inventory is not None and _staged_for(staged, snapshot_cid) else None
     if source is not None:
-        report, cids = _verify_staged(staged, snapshot_cid)
+        report, cids = _verify_staged(staged, snapshot_cid, gone)
         if not _same(cids, inventory):
             log(f"{staged.name} is not this inventory's CAR; reading the blocks from the node")
             staged.unlink()
@@ -93,19 +97,26 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     if source is None:
         source = settings.backups_dir / f".{name}.car"
         report, cids = _car_from_node(client, snapshot_cid, source, name)
+        if inventory is None:
+            lost = report.lost
+        elif {parse_cid(e["cid"]) for e in report.lost} - gone:
+            source.unlink()
+            raise BackupInvalid(report.lost[0]["cid"], "missing from the node since the inventory was taken")
         if inventory is not None and not _same(cids, inventory):
             source.unlink()
             raise BackupInvalid(root, f"the CAR holds {report.block_count} blocks, not the inventory's "
                                       "(or not the same ones)")
+    lost = with_acknowledgments(lost, settings.snapshots_dir)
     extra = {"inventory": os.path.basename(inventory) if inventory else None,
-             "tool": f"arke-dr-pipeline {__version__}"}
+             "tool": f"arke-dr-pipeline {__version__}", **({"lost": lost} if lost else {})}
     base = None if full or inventory is None else newest_base(settings.backups_dir)
     reason = "asked for" if full else ("no inventory" if inventory is None else
                                        full_due(base, policy or ChainPolicy.from_env()))
     try:
         if reason is None:
             try:
-                source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra)
+                source, report, extra = _as_delta(source, report, base, Path(inventory), snapshot_cid, name, extra,
+                                                  gone)
             except NotAnExtension as exc:  # an archive restored from an older backup: the full stays
                 reason = f"the snapshot {exc.problem}"
         if inventory is not None:
@@ -127,24 +138,26 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                         snapshot_cid=snapshot_cid, seq=seq, size=report.size, sha256=report.sha256,
                         block_count=sidecar["block_count"], entity_count=report.entity_count,
                         event_count=report.event_count, seconds=seconds, sidecar=sidecar,
-                        kind=sidecar["kind"], full_reason=reason)
+                        kind=sidecar["kind"], full_reason=reason, lost=lost)
 
 
 def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, inventory: Path, snapshot_cid: str,
-                         seq: int, name: str, stamp: str, started: float) -> ExportResult:
+                         seq: int, name: str, stamp: str, started: float, lost: list[dict]) -> ExportResult:
     """The delta the inventory pass staged (dr/increment.py), verified as a delta (dr/delta.py), renamed last."""
     final = settings.backups_dir / f"{name}.car"
     marker = base_marker(staged)
     try:
         chain = chain_of(base, hashed=False)  # hashed by this backup's inventory pass (delta_base)
-        report, new_blocks = verify_delta(staged, base, inventory, snapshot_cid=snapshot_cid)
+        report, new_blocks = verify_delta(staged, base, inventory, snapshot_cid=snapshot_cid,
+                                          lost={parse_cid(e["cid"]) for e in lost})
+        lost = with_acknowledgments(lost, settings.snapshots_dir)
         base_sidecar = read_sidecar(base) or {}
         sidecar = report.to_sidecar(
             timestamp=stamp, file=final.name, kind="delta", inventory=inventory.name,
             tool=f"arke-dr-pipeline {__version__}",
             base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
             chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks,
-            log=Log(settings.backups_dir).append(inventory))
+            log=Log(settings.backups_dir).append(inventory), **({"lost": lost} if lost else {}))
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(staged, final)
     finally:
@@ -156,11 +169,11 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
     return ExportResult(car_path=str(final), sidecar_path=str(settings.backups_dir / f"{name}.json"),
                         snapshot_cid=snapshot_cid, seq=seq, size=report.size, sha256=report.sha256,
                         block_count=report.block_count, entity_count=report.entity_count,
-                        event_count=report.event_count, seconds=seconds, sidecar=sidecar, kind="delta")
+                        event_count=report.event_count, seconds=seconds, sidecar=sidecar, kind="delta", lost=lost)
 
 
 def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path, snapshot_cid: str, name: str,
-              extra: dict) -> tuple[Path, BackupReport, dict]:
+              extra: dict, lost: set[bytes]) -> tuple[Path, BackupReport, dict]:
     """The delta CAR beside the full one, verified as a delta of `base`; the full one is dropped."""
     base_sidecar = read_sidecar(base) or {}
     keep = added_cids(inventory, base.parent / base_sidecar["inventory"])
@@ -168,7 +181,7 @@ def _as_delta(full_car: Path, report: BackupReport, base: Path, inventory: Path,
     try:
         size, sha, count = write_delta(full_car, delta, keep)
         chain = chain_of(base, hashed=False)  # hashed by full_due moments ago
-        verify_delta(delta, base, inventory, snapshot_cid=snapshot_cid)
+        verify_delta(delta, base, inventory, snapshot_cid=snapshot_cid, lost=lost)
     except BaseException:
         delta.unlink(missing_ok=True)
         raise
@@ -202,8 +215,8 @@ def _staged_for(staged: Path, snapshot_cid: str) -> bool:
         return False
 
 
-def _verify_staged(staged: Path, snapshot_cid: str) -> tuple[BackupReport, SortedLines]:
-    report, check = verify_car(staged, snapshot_cid=snapshot_cid, use_sidecar=False)
+def _verify_staged(staged: Path, snapshot_cid: str, lost: set[bytes]) -> tuple[BackupReport, SortedLines]:
+    report, check = verify_car(staged, snapshot_cid=snapshot_cid, use_sidecar=False, lost=lost)
     return report, _sorted_texts(check)
 
 

@@ -31,6 +31,7 @@ from .dagcheck import BackupInvalid, DagCheck
 from .delta import check_extends
 from .files import atomic_file, atomic_write_json
 from .inventory import InventoryResult, _diff, _drop_stale_staging, _previous_inventory, inventory_path
+from .loss import write_loss
 from .paths import staging_delta_path
 from .spill import CidSet, SpillFile
 from .traverse import checked_stream
@@ -72,6 +73,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
                                          f"among the new blocks nor in {base_rows.name}")
         base_sidecar = read_sidecar(base) or {}
         event_count = check_extends(check, root, base_sidecar)
+        lost = check.lost_report()
         sink.close()
     finally:
         sink.abort()
@@ -81,6 +83,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     roles, sizes, codecs = Counter(), Counter(), Counter()
     try:
         atomic_write_json(base_marker(staged), {"base": base.name, "snapshot_cid": snapshot_cid})
+        write_loss(path, lost)
         with atomic_file(path) as out, open(base_rows) as old:
             count = 0
             for row in heapq.merge((r.rstrip("\n") for r in old if r.strip()), rows):

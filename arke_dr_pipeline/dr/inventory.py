@@ -20,6 +20,7 @@ from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import DagCheck
 from .files import atomic_file
+from .loss import write_loss
 from .paths import staging_car_path
 from .pointer import current_snapshot
 from .spill import SortedLines
@@ -105,6 +106,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     del check
     path = inventory_path(settings, seq, snapshot_cid)
     try:
+        write_loss(path, report.lost)  # before the inventory: the export reads both
         with atomic_file(path) as fh:
             for row in rows:
                 fh.write(row.encode() + b"\n")

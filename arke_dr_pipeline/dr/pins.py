@@ -8,6 +8,11 @@ cover instead: dag-cbor blocks that name every block of the inventory with
 real links, each under the block limit, under one root, pinned recursively
 once. It lives only on the node (it is made again from any CAR on restore).
 A delta backup pins a cover of its own blocks only, beside its base's.
+
+When the node has lost a block (dr/loss.py), the blocks whose links Kubo
+follows down to it cannot sit under a recursive pin: they are pinned
+directly (`arke-dr direct`), and never unpinned by retention, since they
+are archive blocks every newer snapshot reaches too.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..kubo.client import KuboClient
 from .chains import chain_of
 from .dagcheck import BackupInvalid
 from .inventory import inventory_cids
+from .loss import read_loss, tainted
 from .pointer import ArchiveError
 from .verify import read_sidecar
 
@@ -97,8 +103,27 @@ def pin_cover(client: KuboClient, cids: Iterable[bytes], *, name: str) -> dict:
     return {"cover_cid": text, "cover_blocks": blocks}
 
 
+def pin_direct(client: KuboClient, cids: set[bytes], *, batch: int = 500) -> int:
+    """Direct pins of the blocks above a lost one, a few hundred per call."""
+    texts = sorted(cid_str(c) for c in cids)
+    for i in range(0, len(texts), batch):
+        client.request("pin/add", texts[i : i + batch], {"recursive": False, "offline": True, "name": "arke-dr direct"},
+                       timeout=client.long_timeout)
+    return len(texts)
+
+
+def pin_present(client: KuboClient, cids: Iterable[bytes], *, name: str, lost: set[bytes],
+                cars: list[Path]) -> dict:
+    """The cover of `cids`; with lost blocks, the cover of those Kubo can walk and direct pins of the rest."""
+    if not lost:
+        return pin_cover(client, cids, name=name)
+    above = tainted(cars, lost)
+    cover = pin_cover(client, (c for c in cids if c not in above), name=name)
+    return {**cover, "direct_pins": pin_direct(client, above), "lost": len(lost)}
+
+
 def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike, *,
-            delta: tuple[Path, Path] | None = None) -> dict:
+            delta: tuple[Path, Path] | None = None, staged: Path | None = None) -> dict:
     """One recursive pin of a cover naming every inventory CID (see dr/pins.py), made offline.
 
     A recursive pin of the snapshot root would miss every block the Arke
@@ -128,7 +153,11 @@ def pin_set(client: KuboClient, snapshot_cid: str, inventory: str | os.PathLike,
             count += 1
             yield parse_cid(text)
 
-    cover = pin_cover(client, cids(), name=cover_name(snapshot_cid, delta=kind == "delta"))
+    lost = {parse_cid(e["cid"]) for e in read_loss(inventory)}
+    cars = [delta[0]] if kind == "delta" else [p for p in (staged,) if p is not None and p.is_file()]
+    if lost and not cars:
+        raise ArchiveError(f"{len(lost)} block(s) are lost and the staged CAR is gone: take the inventory again")
+    cover = pin_present(client, cids(), name=cover_name(snapshot_cid, delta=kind == "delta"), lost=lost, cars=cars)
     return {"snapshot_cid": snapshot_cid, "pinned": 1, "present": count, "kind": kind, **cover,
             "seconds": time.monotonic() - started}
 

@@ -32,6 +32,7 @@ class BackupReport:
     bytes_by_role: dict[str, int]
     blocks_by_codec: dict[str, int]
     snapshots: dict[str, str] = field(default_factory=dict)
+    lost: list[dict] = field(default_factory=list)
     car: str | None = None
     version: int | None = None
     size: int | None = None
@@ -47,7 +48,8 @@ class BackupReport:
     def to_sidecar(self, **extra) -> dict:
         """The sidecar written beside the CAR: the snapshot, then the checked facts."""
         return {"snapshot_cid": self.snapshot_cid, "seq": self.seq,
-                **{k: getattr(self, k) for k in SIDECAR_FIELDS}, **extra}
+                **{k: getattr(self, k) for k in SIDECAR_FIELDS},
+                **({"lost": self.lost} if self.lost else {}), **extra}
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "ok": True}

@@ -31,7 +31,8 @@ from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json
 from .lock import replacing_archive
-from .pins import pin_cover
+from .loss import summary as loss_summary
+from .pins import pin_present
 from .pointer import read_pointer, replace_fields, snapshot_record
 from .progress import log
 from .report import BackupReport
@@ -165,8 +166,8 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
                 transport.dag_import(car, allow_big_block=big)
             else:
                 client.dag_import(_file_chunks(car), pin_roots=False, allow_big_block=big)
-        pin_cover(client, itertools.chain.from_iterable(car_cids(c) for c in plan.chain),
-                  name=f"arke-dr {plan.snapshot_cid}")
+        pin_present(client, itertools.chain.from_iterable(car_cids(c) for c in plan.chain),
+                    name=f"arke-dr {plan.snapshot_cid}", lost=_lost(plan), cars=plan.chain)
         return
     log(f"importing {plan.car.name} ({report.block_count} blocks"
         f"{', CARv2 unwrapped' if report.version == 2 else ''})")
@@ -175,7 +176,14 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
             transport.dag_import(path, allow_big_block=big)
     else:
         client.dag_import(car_v1_chunks(plan), pin_roots=False, allow_big_block=big)
-    pin_cover(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}")
+    pin_present(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}", lost=_lost(plan), cars=[plan.car])
+
+
+def _lost(plan: RestorePlan) -> set[bytes]:
+    """Blocks the backup was taken without (its sidecar names them): the restored node lacks them too."""
+    if plan.report.lost:
+        log(f"warning: {loss_summary(plan.report.lost)}; the backup was taken without them")
+    return {parse_cid(e["cid"]) for e in plan.report.lost}
 
 
 def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
@@ -315,6 +323,7 @@ def summary(plan: RestorePlan, verified: int, seconds: float) -> dict:
         "seq": report.seq, "event_head": report.event_cid,
         "event_count": report.event_count, "blocks": report.block_count,
         "tips_verified": verified, "car": str(plan.car), "seconds": round(seconds, 2),
+        "lost_blocks": len(report.lost),
     }
 
 

@@ -54,7 +54,7 @@ def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[b
 
 
 def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
-               recorded: bool = False) -> Iterator[tuple[bytes, bytes]]:
+               recorded: bool = False, check: DagCheck | None = None) -> Iterator[tuple[bytes, bytes]]:
     """Every block reachable from the snapshot `root`, once, each hashed against its CID.
 
     Three passes, because of two walls in Kubo. Snapshot blocks are wide
@@ -72,32 +72,52 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
     set of its CIDs, not two (40 MB at 10x).
     What was seen and what is still to read go to disk past `spill.py`'s
     limits, so the walk's memory stays flat at millions of blocks.
+
+    With `check`, a block below the snapshots and the event chain (a
+    manifest, a component) that the node does not have is handed to
+    `check.lose` and the walk goes on: one block a `repo gc` took must not
+    leave the rest of the archive without a backup. A missing snapshot or
+    event still ends the walk: without them there is no archive to restore.
     """
     seen = known if known is not None else CidSet(SpillFile())
     later = CidQueue()
     heads: list[str] = []
 
-    def one_by_one(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    gone = check.lost if check is not None else {}
+
+    def one_by_one(cids: list[bytes], tolerant: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """Those not seen yet, a request each: Kubo may drop a pipelined
         connection at a missing block instead of answering that it lacks it,
         and an export stops at one; asked alone, it is named."""
         for cid in cids:
-            if cid not in seen:
-                yield cid, client.request("block/get", cid, {"offline": True}).content
+            if cid in seen or cid in gone:
+                continue
+            try:
+                data = client.request("block/get", cid, {"offline": True}).content
+            except KuboError as exc:
+                if not (tolerant and check is not None and _not_found(exc)):
+                    raise
+                check.lose(cid)
+                continue
+            yield cid, data
 
-    def fetch(cids: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    def fetch(cids: list[bytes], tolerant: bool = False) -> Iterator[tuple[bytes, bytes]]:
         # a dag-json block may be a seed-shaped event: an export from it would walk the chain again
         listed = [c for c in cids if split_cid(c)[1] != DAG_JSON]
         asked = [c for c in cids if split_cid(c)[1] == DAG_JSON]
         if len(listed) >= LISTED:
             blocks = chain(*(_listed_blocks(client, part) for part in size_groups(listed, LISTING_BYTES, 5)),
-                           client.get_blocks(asked) if asked else (), one_by_one(listed))
+                           client.get_blocks(asked) if asked else (), one_by_one(listed, tolerant))
         else:
             blocks = client.get_blocks(cids)
         try:
             yield from checked(blocks)
         except KuboUnreachable:
-            yield from checked(one_by_one(cids))  # a node that is gone fails here again
+            yield from checked(one_by_one(cids, tolerant))  # a node that is gone fails here again
+        except BlockMissing:
+            if not tolerant or check is None:
+                raise
+            yield from checked(one_by_one(cids, tolerant))  # the rest, each asked alone; the missing one is lost
 
     def checked(blocks: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         for cid, data in _missing_named(blocks):
@@ -135,19 +155,28 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
             yield cid, data
             later.extend(block_links(split_cid(cid)[1], data))
     while later:
-        batch = [c for c in dict.fromkeys(later.take(BATCH)) if c not in seen and split_cid(c)[2] != IDENTITY]
-        for cid, data in fetch(batch):
+        batch = [c for c in dict.fromkeys(later.take(BATCH))
+                 if c not in seen and c not in gone and split_cid(c)[2] != IDENTITY]
+        for cid, data in fetch(batch, tolerant=True):
             yield cid, data
             later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
 
 
+class BlockMissing(BackupInvalid):
+    """The node does not have a block the snapshot reaches."""
+
+
+def _not_found(exc: KuboError) -> bool:
+    return bool(exc.arg) and ("not found" in exc.kubo_message or "could not find" in exc.kubo_message)
+
+
 def _missing_named(blocks: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
-    """A block the node does not have is a backup that cannot be made: said as the DAG check says it."""
+    """A block the node does not have, said as the DAG check says it."""
     try:
         yield from blocks
     except KuboError as exc:
-        if exc.arg and ("not found" in exc.kubo_message or "could not find" in exc.kubo_message):
-            raise BackupInvalid(exc.arg, f"block missing: the node does not have it ({exc.kubo_message})") from None
+        if _not_found(exc):
+            raise BlockMissing(exc.arg, f"block missing: the node does not have it ({exc.kubo_message})") from None
         raise
 
 
@@ -183,8 +212,8 @@ def checked_stream(client: KuboClient, root: str, check: DagCheck, desc: str,
                    known: CidSet | None = None) -> Iterator[tuple[bytes, bytes, str]]:
     bar = progress(desc)
     try:
-        blocks = dag_blocks(client, root, known) if known is not None else \
-            dag_blocks(client, root, check.seen, recorded=True)
+        blocks = dag_blocks(client, root, known, check=check) if known is not None else \
+            dag_blocks(client, root, check.seen, recorded=True, check=check)
         for cid, data in blocks:
             yield cid, data, check.add(cid, data)
             bar.update()

@@ -59,12 +59,15 @@ def _shown(path) -> str:
 
 
 def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq: int | None = None,
-               use_sidecar: bool = True) -> tuple[BackupReport, DagCheck]:
+               use_sidecar: bool = True, lost: set[bytes] | None = None) -> tuple[BackupReport, DagCheck]:
     """Check a CAR completely; (report, the check's state). Raises BackupInvalid.
 
-    A delta (its sidecar says so) is checked with the chain it extends."""
+    A delta (its sidecar says so) is checked with the chain it extends.
+    Blocks the sidecar (or `lost`) says the node had lost when the backup
+    was taken may be missing (dr/loss.py); any other missing block refuses it."""
     car = car_file(path)
-    if use_sidecar and (read_sidecar(car) or {}).get("kind") == "delta":
+    sidecar = read_sidecar(car) if use_sidecar else None
+    if sidecar is not None and sidecar.get("kind") == "delta":
         from .chains import chain_of, verify_chain
 
         return verify_chain(chain_of(car), snapshot_cid=snapshot_cid, seq=seq)
@@ -79,6 +82,7 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
             try:
                 reader = CarReader(fh, hash_bytes=True)
                 check = DagCheck(list(reader.roots))
+                check.declared = declared_lost(sidecar) if lost is None else lost
                 last = reader.offset
                 for block in reader:
                     check.add(block.cid, block.data)
@@ -97,11 +101,19 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
     report = check.finish(target).with_car(
         car=str(car), version=reader.version, size=size, data_offset=reader.data_offset,
         data_size=reader.data_size, sha256=reader.sha256, roots=[cid_str(r) for r in reader.roots])
-    sidecar = read_sidecar(car) if use_sidecar else None
     if sidecar is not None:
         _compare_sidecar(report, sidecar)
         report = report.with_car(sidecar=str(sidecar_path(car)))
     return report, check
+
+
+def declared_lost(sidecar: dict | None) -> set[bytes]:
+    from .loss import LossRefused, declared
+
+    try:
+        return declared(sidecar)
+    except LossRefused as exc:
+        raise BackupInvalid(None, str(exc)) from None
 
 
 def _compare_sidecar(report: BackupReport, sidecar: dict) -> None:

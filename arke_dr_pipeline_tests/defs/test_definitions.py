@@ -57,7 +57,8 @@ def test_backup_job_materializes_with_checks_and_metadata(client, settings):
     assert checks == {"no_duplicate_pis": True, "cids_valid": True, "under_500_bytes_per_entity": True,
                       "pointer_snapshot_complete": True, "inventory_complete": True, "inventory_only_grows": True,
                       "car_verified_complete": True, "newest_backup_is_fresh": True,
-                      "events_not_in_any_backup": True, "offsite_matches_local": True}
+                      "events_not_in_any_backup": True, "offsite_matches_local": True,
+                      "no_unacknowledged_loss": True}
     offsite = result.asset_materializations_for_node("offsite_copy")[0].metadata
     assert offsite["configured"].value == 0 and "ARKE_OFFSITE_URL" in offsite["offsite"].value
     mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("car_file")}
@@ -218,3 +219,26 @@ def test_a_second_backup_job_writes_a_delta_and_retention_keeps_its_chain(client
     assert car["kind"].value == "delta" and car["delta"].value == 1
     kept = result.asset_materializations_for_node("retention")[0].metadata
     assert kept["kept"].value == 2 and kept["deleted"].value == 0  # the delta needs its full
+
+
+def test_a_lost_block_fails_its_check_and_alerts_and_the_car_stands(fresh_kubo, tmp_path):
+    """The run fails (so `dr_failure_alert` sends its line) on a blocking check, after the CAR is in place."""
+    from arke_dr_pipeline.dr.tips import read_tips
+    from arke_dr_pipeline.kubo.client import KuboClient
+    from arke_dr_pipeline_tests.conftest import make_settings
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=40, seed=9, image_fraction=0.2, image_min=2_000,
+                                           image_max=3_000, shape="api"))
+        for pinned in client.pin_ls():
+            client.request("pin/rm", pinned)
+        manifests = [json.loads(client.dag_get(tip)) for tip in read_tips(client, settings.index_root).values()]
+        victim = next(c["/"] for m in manifests for c in m["components"].values() if c["/"].startswith("bafkrei"))
+        client.request("block/rm", victim)
+    result = run_backup(settings)
+    assert not result.success
+    assert check_results(result)["no_unacknowledged_loss"] is False
+    car = result.asset_materializations_for_node("car_file")[0].metadata
+    assert car["lost_blocks"].value == 1 and car["lost_unacknowledged"].value == 1
+    assert Path(car["path"].value).is_file()
