@@ -31,8 +31,10 @@ SNAPSHOT_SCHEMAS = (SNAPSHOT_V0, SNAPSHOT_V1, SNAPSHOT_V2, SNAPSHOT_CHUNKED)
 CHUNK_SCHEMA = "arke/snapshot-chunk@v1"
 POINTER_SCHEMA = "arke/index-pointer@v2"
 
-_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_SEED_PI = re.compile(r"^[A-Z0-9_]{8,64}$")
+# whole strings (fullmatch): `$` would also match before a final newline, and a PI becomes
+# a tip file's name and a dump's line
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_SEED_PI = re.compile(r"[A-Z0-9_]{8,64}")
 
 
 class ArkeDecodeError(ArkeDrError, ValueError):
@@ -44,7 +46,7 @@ class ArkeDecodeError(ArkeDrError, ValueError):
 
 
 def valid_pi(pi: object) -> bool:
-    return isinstance(pi, str) and bool(_ULID.match(pi) or _SEED_PI.match(pi))
+    return isinstance(pi, str) and bool(_ULID.fullmatch(pi) or _SEED_PI.fullmatch(pi))
 
 
 def tip_path(pi: str, root: str = "/arke/index") -> str:

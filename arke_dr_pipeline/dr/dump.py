@@ -48,8 +48,14 @@ POINTER_REWRITTEN = ("last_updated", "last_snapshot_trigger")
 BATCH = 2000
 
 
+_CONTROL = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
+
+
 def _line(kind: str, key: str, value) -> str:
-    return f"{kind}\t{key}\t{json.dumps(value, sort_keys=True, separators=(',', ':'), ensure_ascii=False)}"
+    """One fact, one line: a key's fields are tab-separated, and a control character in any of them
+    (a pointer key the API never wrote, say) is escaped, so no data can add or split a line."""
+    key = "\t".join(part.translate(_CONTROL) for part in key.split("\t"))
+    return f"{kind}\t{key}\t{json.dumps(value, sort_keys=True, separators=(',', ':'), ensure_ascii=True)}"
 
 
 @dataclass(frozen=True, kw_only=True)

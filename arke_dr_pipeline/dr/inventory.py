@@ -33,11 +33,11 @@ def _drop_stale_staging(settings: Settings) -> None:
     lock no other backup is writing one."""
     for p in settings.backups_dir.glob(".arke-*"):
         name = p.name.removesuffix(".partial")
-        if name.endswith((".staging.car", ".delta.car", ".delta.car.base")) or _EXPORT_TEMP.match(name):
+        if name.endswith((".staging.car", ".delta.car", ".delta.car.base")) or _EXPORT_TEMP.fullmatch(name):
             p.unlink(missing_ok=True)
 
 
-_EXPORT_TEMP = re.compile(r"^\.arke-\d+-\d{8}T\d{6}Z(-\d+)?\.car$")
+_EXPORT_TEMP = re.compile(r"\.arke-\d+-\d{8}T\d{6}Z(-\d+)?\.car")
 
 
 @dataclass(kw_only=True)

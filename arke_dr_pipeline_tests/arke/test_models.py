@@ -30,6 +30,10 @@ def manifest(**over):
 def test_pis_and_tip_paths():
     assert valid_pi("01K75GZSKKSP2K6TP05JBFNV09") and valid_pi("ENTITY_A00000000000000")
     assert not valid_pi("../etc/passwd") and not valid_pi("")
+    for bad in ("ENTITY_A00000000000000\n", "01K75GZSKKSP2K6TP05JBFNV09\n", "ENTITY_A0000\n0000000000"):
+        assert not valid_pi(bad)  # a whole-string match: `$` also matched before a final newline
+        with pytest.raises(ValueError):
+            tip_path(bad)
     assert tip_path("ENTITY_A00000000000000") == "/arke/index/EN/TI/ENTITY_A00000000000000.tip"
     assert tip_path("01K75GZSKKSP2K6TP05JBFNV09") == "/arke/index/01/K7/01K75GZSKKSP2K6TP05JBFNV09.tip"
     with pytest.raises(ValueError):

@@ -68,3 +68,19 @@ def test_a_snapshot_that_lost_an_entity_is_named(client, settings, tmp_path):
     dump(client, elsewhere, tmp_path / "restored.dump")
     found = diff(tmp_path / "lossy.dump", tmp_path / "restored.dump", limit=50)
     assert f"tip {tip_relpath(lost.pi)}: only in lossy.dump ({json.dumps(cid_str(lost.tip_cid))})" in found
+
+
+def test_no_data_adds_a_line_to_the_dump(client, settings, tmp_path):
+    """A pointer key or value holding a newline, a tab or U+2028 stays inside its one line."""
+    from arke_dr_pipeline.dr.pointer import require_pointer
+    from arke_dr_pipeline.simulate.testdata import seed_scenario
+
+    seed_scenario(client, settings)
+    clean = dump(client, settings, tmp_path / "clean.dump")
+    pointer = require_pointer(client, settings.index_pointer_path)
+    pointer.raw["x\nversion\tINJECTED"] = "v\nversion\tINJECTED\u2028"
+    client.files_write(settings.index_pointer_path, json.dumps(pointer.raw).encode())
+    out = dump(client, settings, tmp_path / "hostile.dump")
+    lines = (tmp_path / "hostile.dump").read_bytes().split(b"\n")[:-1]
+    assert out.lines == clean.lines + 1 and len(lines) == out.lines + 1  # and the digest line
+    assert not any(line.startswith(b"version\tINJECTED") for line in lines)
