@@ -29,8 +29,8 @@ from ..arke.models import (
     decode_chunk,
 )
 from ..errors import ArkeDrError
-from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, cid_str, parse_cid, split_cid
-from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links
+from ..ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, CIDError, cid_str, parse_cid, split_cid
+from ..ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links, inline_links
 from .report import BackupReport
 from .spill import CidMap, CidSet, SpillFile
 
@@ -98,9 +98,23 @@ class DagCheck:
         for link in links:
             if link in self.seen:
                 self.unreferenced.discard(link)
-            elif split_cid(link)[2] != IDENTITY and link not in self.lost:
+            elif split_cid(link)[2] == IDENTITY:
+                self._inline(cid, link)
+            elif link not in self.lost:
                 self.pending.setdefault(link, cid)
         return role
+
+    def _inline(self, cid: bytes, link: bytes) -> None:
+        """An identity CID's inline block, decoded and its links followed (ipld/links.py: inline_links)."""
+        try:
+            inner = inline_links(link)
+        except (BlockDecodeError, CIDError) as exc:
+            raise BackupInvalid(cid, f"links to inline block {cid_str(link)[:60]}: {exc}") from None
+        for target in inner:
+            if target in self.seen:
+                self.unreferenced.discard(target)
+            elif target not in self.lost:
+                self.pending.setdefault(target, cid)
 
     def _classify(self, cid: bytes, codec: int, data: bytes) -> tuple[str, list[bytes]]:
         """Arke objects are told by their schema, in either codec: the seed

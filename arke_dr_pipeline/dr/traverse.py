@@ -19,7 +19,7 @@ from ..arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
 from ..arke.snapshot_codec import size_groups
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, make_cid, parse_cid, split_cid
-from ..ipld.links import block_links, dag_cbor_links, dag_json_links
+from ..ipld.links import BlockDecodeError, block_links, dag_cbor_links, dag_json_links, inline_links
 from ..kubo.blocks import export_stream
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError, KuboUnreachable
@@ -155,11 +155,24 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
             yield cid, data
             later.extend(block_links(split_cid(cid)[1], data))
     while later:
-        batch = [c for c in dict.fromkeys(later.take(BATCH))
-                 if c not in seen and c not in gone and split_cid(c)[2] != IDENTITY]
+        batch = []
+        for c in dict.fromkeys(later.take(BATCH)):
+            if split_cid(c)[2] == IDENTITY:
+                later.extend(_inline_targets(c))
+            elif c not in seen and c not in gone:
+                batch.append(c)
         for cid, data in fetch(batch, tolerant=True):
             yield cid, data
             later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
+
+
+def _inline_targets(cid: bytes) -> list[bytes]:
+    """The blocks an identity CID's inline data links to; none when it does not decode, which the
+    DAG check names at the block linking to it."""
+    try:
+        return inline_links(cid)
+    except (BlockDecodeError, CIDError):
+        return []
 
 
 class BlockMissing(BackupInvalid):

@@ -107,6 +107,9 @@ class CarReader:
             raise CarError("not a CAR: header is not dag-cbor") from None
         if not isinstance(header, dict) or header.get("version") != 1:
             raise CarError(f"not a CAR v1: header {header!r:.80}")
+        unknown = [k for k in header if k not in ("roots", "version")]
+        if unknown:  # Kubo's reader refuses a key it does not know
+            raise CarError(f"malformed CAR header: unknown key {unknown[0]!r:.40}")
         roots = header.get("roots")
         if not isinstance(roots, list) or not all(isinstance(r, bytes) for r in roots):
             raise CarError("malformed CAR header: roots is not a list of CIDs")

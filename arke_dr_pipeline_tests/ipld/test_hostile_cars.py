@@ -200,3 +200,60 @@ def test_sidecar_for_json_value(tmp_path):
     (tmp_path / "b.json").write_text("[" * 100_000)
     refused(car, "sidecar .* is not JSON")
 
+
+
+def _identity(codec: int, data: bytes) -> bytes:
+    return b"\x01" + uvarint(codec) + b"\x00" + uvarint(len(data)) + data
+
+
+def _holder(inline: bytes) -> tuple[bytes, list]:
+    data = cbrrr.encode_dag_cbor({"inline": cbrrr.CID(inline)})
+    cid = make_cid(DAG_CBOR, data)
+    return cid, [(cid, data)]
+
+
+def _component(codec: int, data: bytes) -> tuple[bytes, list]:
+    cid = make_cid(codec, data)
+    return cid, [(cid, data)]
+
+
+_LINK = b"\x0a\x24" + make_cid(RAW, b"x")
+KUBO_REFUSES = {  # the nine kinds of CAR that verified and that Kubo 0.39's import or pin refused
+    "dag-json duplicate key": (_component(DAG_JSON, b'{"a":1,"a":2}'), "map key 'a' twice"),
+    "dag-json NaN": (_component(DAG_JSON, b'{"a":NaN}'), "NaN is not a number"),
+    "dag-json 30-digit integer": (_component(DAG_JSON, b'{"a":123456789012345678901234567890}'), "64 bits"),
+    "dag-pb link field 9": (_component(0x70, b"\x12\x28" + _LINK + b"\x48\x01"), "field 9 in a PBLink"),
+    "dag-pb two Data": (_component(0x70, b"\x0a\x01a\x0a\x01b"), "two Data fields"),
+    "identity dag-cbor linking an absent block": (
+        _holder(_identity(DAG_CBOR, cbrrr.encode_dag_cbor({"x": cbrrr.CID(make_cid(RAW, b"absent"))}))),
+        "block missing"),
+    "identity dag-cbor of ff fe fd": (_holder(_identity(DAG_CBOR, b"\xff\xfe\xfd")), "inline block .*not dag-cbor"),
+    "identity dag-pb of ff fe fd": (_holder(_identity(0x70, b"\xff\xfe\xfd")), "inline block .*not dag-pb"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KUBO_REFUSES))
+def test_what_kubo_refuses_does_not_verify(tmp_path, kind):
+    component, match = KUBO_REFUSES[kind]
+    refused(write_car(tmp_path / "k.car", *api_archive(component)), match)
+
+
+def test_a_car_header_with_a_key_kubo_does_not_know_is_refused(tmp_path):
+    root, blocks = api_archive()
+    raw = cbrrr.encode_dag_cbor({"roots": [cbrrr.CID(root)], "version": 1, "zzz": 1})
+    path = tmp_path / "h.car"
+    path.write_bytes(uvarint(len(raw)) + raw + b"".join(car_section(c, d) for c, d in blocks))
+    refused(path, "unknown key 'zzz'")
+
+
+def test_restore_of_an_inline_block_that_fails_writes_nothing(fresh_kubo, tmp_path):
+    """It used to write six blocks, then fail at the pin."""
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    root, blocks = api_archive(KUBO_REFUSES["identity dag-cbor of ff fe fd"][0])
+    car = write_car(tmp_path / "i.car", root, blocks)
+    with KuboClient(fresh_kubo.api_url) as client:
+        with pytest.raises(BackupInvalid, match="inline block"):
+            restore(client, settings, car)
+        for cid, _ in blocks:
+            with pytest.raises(KuboError, match="not found|could not find"):
+                client.block_stat(cid_str(cid))
