@@ -20,13 +20,12 @@ import random
 import struct
 
 import cbrrr
-import pytest
 
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.pins import pin_cover
 from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.ipld.car import car_section
-from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, DAG_PB, RAW, make_cid, uvarint
+from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, DAG_PB, RAW, cid_str, make_cid, uvarint
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline_tests.ipld.test_hostile_cars import api_archive
@@ -66,11 +65,10 @@ class Json:
 
     def link(self) -> str:
         r = self.rng
-        from arke_dr_pipeline.ipld.cid import cid_str
-
+        here, gone = cid_str(_present()), cid_str(_absent(r))
         return r.choice([
-            '{"/":"%s"}' % cid_str(_present()), '{"/":"%s"}' % cid_str(_absent(r)), '{"/":"notacid"}',
-            '{"/":1}', '{"/":"%s","x":1}' % cid_str(_present()), '{"/":{"bytes":"aGVsbG8"}}',
+            f'{{"/":"{here}"}}', f'{{"/":"{gone}"}}', '{"/":"notacid"}',
+            '{"/":1}', f'{{"/":"{here}","x":1}}', '{"/":{"bytes":"aGVsbG8"}}',
             '{"/":{"bytes":"aGVsbG8="}}', '{"/":{"bytes":"!!"}}', '{"/":{"bytes":"a"}}', '{"/":{"bytes":1}}'])
 
     def value(self, depth: int = 0) -> str:
