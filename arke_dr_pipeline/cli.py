@@ -287,18 +287,26 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
 
     if not seconds_ok(wait_timeout):
         _fail("--wait-timeout must be a positive number of seconds")
+    from .dr.fetch import discard, fetch, is_staged, promote
+
     if car.startswith("s3://"):
-        from .dr.offsite import S3Config, fetch
+        from .dr.offsite import S3Config
 
         car = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
-    with obj.client() as client:
-        transport = None
-        if obj.transport == "docker":
-            from .kubo.transport import make_transport
+    try:
+        with obj.client() as client:
+            transport = None
+            if obj.transport == "docker":
+                from .kubo.transport import make_transport
 
-            transport = make_transport("docker", client, obj.settings.container_name)
-        result = do_restore(client, obj.settings, car, snapshot_cid=snapshot_cid, seq=seq,
-                            force=force, wait_timeout=wait_timeout, transport=transport)
+                transport = make_transport("docker", client, obj.settings.container_name)
+            result = do_restore(client, obj.settings, car, snapshot_cid=snapshot_cid, seq=seq,
+                                force=force, wait_timeout=wait_timeout, transport=transport)
+    except BaseException:
+        discard(car)
+        raise
+    if is_staged(car):
+        result["car"] = str(promote(car, obj.settings.backups_dir))
     _out(result)
 
 

@@ -6,13 +6,14 @@ verified plan, every entry of the snapshot, which must not be pickled into
 `DAGSTER_HOME` once per step. A re-execution starts from the first op, which
 is what a restore needs anyway (the lock and the verification are redone)."""
 
-
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from ..dr.dagcheck import BackupInvalid
-from ..dr.offsite import OffsiteError, fetch
+from ..dr.fetch import discard, fetch, is_staged, promote
+from ..dr.offsite import OffsiteError
 from ..dr.paths import PathRefused, backup_path
 from ..dr.restore import Restore, RestoreRefused
 from ..errors import BadInput
@@ -55,6 +56,7 @@ def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: Sto
         restore.car_path = backup_path(storage.backups, str(restore.car_path))
         plan = restore.verify()
     except (PathRefused, BackupInvalid, OffsiteError, BadInput) as exc:
+        discard(Path(restore.car_path))
         raise dg.Failure(description=f"restore refused, node untouched: {exc}") from None
     context.log.info(f"{plan.car.name}: snapshot {plan.snapshot_cid} (seq {plan.report.seq}), "
                      f"{plan.report.block_count} blocks verified")
@@ -87,9 +89,12 @@ def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
 
 
 @dg.op(pool=POOL, description="Every tip equals its entry; the pointer reads back.")
-def verify_restore(context: dg.OpExecutionContext, restore: Restore, kubo: KuboResource) -> dg.Output[dict]:
+def verify_restore(context: dg.OpExecutionContext, restore: Restore, kubo: KuboResource,
+                   storage: StorageResource) -> dg.Output[dict]:
     with kubo.client() as client:
         result = restore.verify_restored(client)
+    if is_staged(restore.car_path):  # downloaded from s3://: listed only now that it restored
+        result["car"] = str(promote(Path(restore.car_path), Path(storage.backups)))
     context.log.info(f"restored: {result}")
     return dg.Output(result, metadata={"entities": result["entity_count"], "blocks": result["blocks"],
                                        "seq": result["seq"], "seconds": result["seconds"]})

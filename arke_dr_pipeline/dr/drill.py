@@ -27,9 +27,10 @@ from ..kubo.daemon import KuboDaemon
 from .config import Settings
 from .dagcheck import BackupInvalid
 from .dump import diff, dump
+from .fetch import fetch
 from .freshness import STAMP, newest_backup
 from .lock import reading_archive
-from .offsite import OffsiteError, OffsiteTarget, S3Config, fetch, list_copies
+from .offsite import OffsiteError, OffsiteTarget, S3Config, list_copies
 from .pointer import read_pointer
 from .progress import log
 from .restore import Restore, RestoreRefused

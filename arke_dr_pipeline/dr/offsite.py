@@ -32,7 +32,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import ArkeDrError, BadInput
-from .files import WriteFailed, atomic_write_json
 from .progress import log, progress
 from .verify import read_sidecar, sidecar_path
 
@@ -182,7 +181,7 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -
         if inventory_key:
             client.upload_file(str(inventory), target.bucket, inventory_key)
         uploaded = time.monotonic()
-        size, sha = _read_back(client, target.bucket, car_key, f"checking {car.name}")
+        size, sha = read_back(client, target.bucket, car_key, f"checking {car.name}")
         if (size, sha) != (sidecar["size"], sidecar["sha256"]):
             client.delete_object(Bucket=target.bucket, Key=car_key)
             raise OffsiteError(f"{target.url(car_key)} read back as {size} bytes, sha256 {sha[:16]}…, "
@@ -221,7 +220,7 @@ def _abort_unfinished(client, target: OffsiteTarget) -> None:
         client.abort_multipart_upload(Bucket=target.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
-def _read_back(client, bucket: str, key: str, desc: str, sink=None) -> tuple[int, str]:
+def read_back(client, bucket: str, key: str, desc: str, sink=None) -> tuple[int, str]:
     """(size, sha256) of the object as streamed; `sink` gets the bytes when given."""
     obj = client.get_object(Bucket=bucket, Key=key)
     sha = hashlib.sha256()
@@ -239,7 +238,7 @@ def _read_back(client, bucket: str, key: str, desc: str, sink=None) -> tuple[int
     return size, sha.hexdigest()
 
 
-def _remote_sidecar(client, bucket: str, car_key: str) -> dict:
+def remote_sidecar(client, bucket: str, car_key: str) -> dict:
     key = car_key[: -len(".car")] + ".json"
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read(1 << 20)
@@ -256,8 +255,8 @@ def verify_copy(s3: S3Config, url: str) -> dict:
     bucket, key = parse_object_url(url)
     with s3_calls(s3, url):
         client = s3.client()
-        sidecar = _remote_sidecar(client, bucket, key)
-        size, sha = _read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
+        sidecar = remote_sidecar(client, bucket, key)
+        size, sha = read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
     if size != sidecar.get("size") or sha != sidecar["sha256"]:
         raise OffsiteError(f"{url} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
                            f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
@@ -284,43 +283,3 @@ def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
                          "size": objects.get(car_key),
                          "verified": "offsite" in sidecar and objects.get(car_key) == sidecar.get("size")})
     return sorted(rows, key=lambda r: (r["time"] or "", r["seq"] or 0), reverse=True)
-
-
-def fetch(s3: S3Config, url: str, backups_dir: Path) -> Path:
-    """Download an offsite CAR (and its sidecar) into the backups folder, whole or not at all.
-
-    The bytes land in a temporary file beside the backups; a download cut
-    short, or bytes that do not hash to the sidecar's sha256, are refused
-    and removed. The CAR is then verified by the restore, like any CAR.
-    """
-    bucket, key = parse_object_url(url)
-    name = key.rsplit("/", 1)[-1]
-    final = backups_dir / name
-    tmp = backups_dir / f".{name}.{os.getpid()}.download"
-    try:
-        with s3_calls(s3, url):
-            client = s3.client()
-            sidecar = _remote_sidecar(client, bucket, key)
-            backups_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(tmp, "wb") as out:
-                    size, sha = _read_back(client, bucket, key, f"downloading {name}", sink=out)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except OSError as exc:
-                raise WriteFailed(f"writing {tmp}: {exc.strerror or exc}") from None
-            if size != sidecar.get("size") or sha != sidecar["sha256"]:
-                raise OffsiteError(f"{url} downloaded as {size} bytes, sha256 {sha[:16]}…, but its sidecar says "
-                                   f"{sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…: refused")
-            os.replace(tmp, final)
-            atomic_write_json(sidecar_path(final), {k: v for k, v in sidecar.items() if k != "offsite"})
-    finally:
-        tmp.unlink(missing_ok=True)
-    log(f"downloaded {url} to {final} ({size / 1e6:.1f} MB), sha256 matches its sidecar")
-    base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
-    if isinstance(base, dict) and isinstance(base.get("file"), str) and "/" not in base["file"]:
-        have = backups_dir / base["file"]
-        if not (have.is_file() and (read_sidecar(have) or {}).get("sha256") == base.get("sha256")):
-            fetch(s3, f"s3://{bucket}/{key.rsplit('/', 1)[0] + '/' if '/' in key else ''}{base['file']}",
-                  backups_dir)  # the chain a delta extends, from the same prefix
-    return final

@@ -288,10 +288,12 @@ def decode_dag_pb(data: bytes) -> tuple[list[tuple[bytes, str]], bytes | None]:
 
     As strict as Kubo's decoder (go-codec-dagpb, measured on 0.39): only
     fields 1 (Data, once) and 2 (Links), both length-delimited; in a link,
-    Hash, Name, Tsize, each at most once and in that order, Hash a CID.
+    Hash, Name, Tsize, each at most once and in that order, Hash a CID; the
+    links in one run (Links, Data, Links is "duplicate Links section").
     Data before Links and non-minimal varints pass there, so here too."""
     links: list[tuple[bytes, str]] = []
     payload = None
+    after_data = False  # Data came after links: one more link would start a second Links section
     buf = memoryview(data)
     pos, end = 0, len(buf)
     while pos < end:
@@ -303,11 +305,14 @@ def decode_dag_pb(data: bytes) -> tuple[list[tuple[bytes, str]], bytes | None]:
             raise BlockDecodeError(f"not dag-pb: wire type {wire} for PBNode field {field}")
         chunk, pos = _pb_bytes(buf, pos, end, "field")
         if field == 2:
+            if links and payload is not None and after_data:
+                raise BlockDecodeError("not dag-pb: links on both sides of Data (two Links sections)")
             links.append(_pb_link(chunk))
         elif payload is not None:
             raise BlockDecodeError("not dag-pb: two Data fields")
         else:
             payload = bytes(chunk)
+            after_data = bool(links)
     return links, payload
 
 

@@ -14,16 +14,18 @@ from dataclasses import replace
 import pytest
 
 from arke_dr_pipeline.dr import offsite
+from arke_dr_pipeline.dr.fetch import fetch, promote
+from arke_dr_pipeline.dr.freshness import listed_backups
 from arke_dr_pipeline.dr.offsite import (
     OffsiteError,
     OffsiteTarget,
     S3Config,
-    fetch,
     list_copies,
     upload_backup,
     verify_copy,
 )
 from arke_dr_pipeline.dr.restore import restore
+from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -123,6 +125,62 @@ def test_a_damaged_copy_is_refused_by_verify_and_restore(s3, bucket, local_backu
     with pytest.raises(OffsiteError, match="refused"):
         fetch(config(s3), url, elsewhere)
     assert list(elsewhere.iterdir()) == [], "a damaged download was kept"
+
+
+def _tamper(s3, bucket: str, car_name: str) -> str:
+    """A copy altered with its sidecar to match: the download's hash check passes, verification does not."""
+    import hashlib
+
+    stored = s3.object_path(bucket, car_name)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    side = s3.object_path(bucket, car_name[: -len(".car")] + ".json")
+    meta = json.loads(side.read_text())
+    meta.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    side.write_text(json.dumps(meta))
+    return meta["sha256"]
+
+
+def test_a_tampered_copy_never_replaces_the_local_backup(s3, bucket, local_backup, client, settings):
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    theirs = _tamper(s3, bucket, local_backup.name)
+    car_bytes, sidecar_bytes = local_backup.read_bytes(), local_backup.with_suffix(".json").read_bytes()
+    ours = json.loads(sidecar_bytes)["sha256"]
+    with pytest.raises(OffsiteError, match=f"sha256 {ours[:16]}.*sha256 {theirs[:16]}.*differ"):
+        fetch(config(s3), target.url(local_backup.name), settings.backups_dir)
+    assert local_backup.read_bytes() == car_bytes and local_backup.with_suffix(".json").read_bytes() == sidecar_bytes
+    verify_car(local_backup)
+    assert not list(settings.backups_dir.glob(".offsite-fetch-*"))
+
+
+def test_a_failed_restore_from_s3_leaves_nothing_listed(fresh_kubo, s3, bucket, local_backup, tmp_path):
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    _tamper(s3, bucket, local_backup.name)
+    elsewhere = make_settings(fresh_kubo.api_url, tmp_path / "new-host")
+    env = {**s3.env(), "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(elsewhere.backups_dir),
+           "SNAPSHOTS_DIR": str(elsewhere.snapshots_dir), "ARKE_PROGRESS": "0"}
+    out = cli(env, "restore", target.url(local_backup.name))
+    assert out.returncode == 1 and "do not hash to their CID" in out.stderr, out.stderr
+    assert list(listed_backups(elsewhere.backups_dir)) == []
+    assert [p.name for p in elsewhere.backups_dir.iterdir()] == []
+    with KuboClient(fresh_kubo.api_url) as node:
+        assert node.files_stat("/arke") is None
+
+
+def test_restore_from_s3_with_the_same_local_copy_downloads_nothing_and_lists_it_once(
+        fresh_kubo, s3, bucket, local_backup, settings):
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    before = sorted(p.name for p in settings.backups_dir.iterdir())
+    env = {**s3.env(), "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
+           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "INDEX_POINTER_PATH": settings.index_pointer_path}
+    out = cli(env, "restore", target.url(local_backup.name))
+    assert out.returncode == 0, out.stderr
+    assert "not downloaded" in out.stderr and json.loads(out.stdout)["car"] == str(local_backup)
+    assert sorted(p.name for p in settings.backups_dir.iterdir()) == before
 
 
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
@@ -250,7 +308,10 @@ def test_a_delta_restores_from_offsite_with_its_chain_and_prune_keeps_chains(fre
     fresh_kubo.wipe()
     settings = replace(settings, api_url=fresh_kubo.api_url)
     with KuboClient(fresh_kubo.api_url) as client:
-        restore(client, settings, fetch(config(s3), target.url(target.key(cars[-1].name)), settings.backups_dir))
+        staged = fetch(config(s3), target.url(target.key(cars[-1].name)), settings.backups_dir)
+        assert list(listed_backups(settings.backups_dir)) == []  # staged, not listed, until it restores
+        restore(client, settings, staged)
+        promote(staged, settings.backups_dir)
         assert dump_digest(client, settings) == expected
     assert {p.name for p in settings.backups_dir.glob("arke-*.car")} == {c.name for c in cars}
     kept = prune_offsite(config(s3), target, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))

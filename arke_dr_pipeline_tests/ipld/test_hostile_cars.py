@@ -224,6 +224,8 @@ KUBO_REFUSES = {  # the nine kinds of CAR that verified and that Kubo 0.39's imp
     "dag-json 30-digit integer": (_component(DAG_JSON, b'{"a":123456789012345678901234567890}'), "64 bits"),
     "dag-pb link field 9": (_component(0x70, b"\x12\x28" + _LINK + b"\x48\x01"), "field 9 in a PBLink"),
     "dag-pb two Data": (_component(0x70, b"\x0a\x01a\x0a\x01b"), "two Data fields"),
+    "dag-pb links on both sides of Data": (  # found by the differential fuzz at 10,000 cases
+        _component(0x70, b"\x12\x26" + _LINK + b"\x0a\x01a\x12\x26" + _LINK), "two Links sections"),
     "identity dag-cbor linking an absent block": (
         _holder(_identity(DAG_CBOR, cbrrr.encode_dag_cbor({"x": cbrrr.CID(make_cid(RAW, b"absent"))}))),
         "block missing"),
