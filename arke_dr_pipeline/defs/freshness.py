@@ -40,6 +40,11 @@ def newest_backup_is_fresh(kubo: KuboResource, storage: StorageResource) -> dg.A
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="no backup yet",
                                    metadata={"limit_hours": round(limit / 3600, 1)})
     hours = f.age_seconds / 3600
+    if f.age_seconds < -300:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description=f"the newest backup is stamped {-hours:.1f} hours in the future: the host's clock jumped",
+            metadata={"age_hours": round(hours, 2), "newest_car": dg.MetadataValue.text(f.newest_car)})
     return dg.AssetCheckResult(
         passed=f.age_seconds <= limit, severity=dg.AssetCheckSeverity.WARN,
         description=f"the newest verified backup is {hours:.1f} hours old (limit {limit / 3600:.1f})",

@@ -24,6 +24,7 @@ from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .delta import NotAnExtension, verify_delta
 from .files import atomic_write_json
+from .freshness import next_order, stamped_ahead
 from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
 from .loss import read_loss, with_acknowledgments
@@ -69,6 +70,9 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     verified as a delta (dr/delta.py: its blocks, its links into the base).
     """
     started = time.monotonic()
+    for ahead in stamped_ahead(settings.backups_dir):
+        log(f"warning: {ahead} is stamped in the future: the host's clock jumped; backups are ordered "
+            "as they were made, not by their stamps")
     snapshot_cid = snapshot_cid or current_snapshot(client, settings)
     root = parse_cid(snapshot_cid)
     seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
@@ -121,7 +125,8 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                 reason = f"the snapshot {exc.problem}"
         if inventory is not None:
             extra["log"] = Log(settings.backups_dir).append(Path(inventory))
-        sidecar = report.to_sidecar(timestamp=stamp, file=final.name, kind="full" if reason else "delta",
+        sidecar = report.to_sidecar(timestamp=stamp, order=next_order(settings.backups_dir), file=final.name,
+                                    kind="full" if reason else "delta",
                                     **({"full_reason": reason} if reason else {}), **extra)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(source, final)
@@ -153,7 +158,8 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
         lost = with_acknowledgments(lost, settings.snapshots_dir)
         base_sidecar = read_sidecar(base) or {}
         sidecar = report.to_sidecar(
-            timestamp=stamp, file=final.name, kind="delta", inventory=inventory.name,
+            timestamp=stamp, order=next_order(settings.backups_dir), file=final.name, kind="delta",
+            inventory=inventory.name,
             tool=f"arke-dr-pipeline {__version__}",
             base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
             chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks,

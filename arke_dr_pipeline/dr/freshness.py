@@ -46,17 +46,44 @@ def listed_backups(backups_dir: Path) -> Iterator[tuple[Path, dict]]:
             yield car, meta
 
 
+def order_key(meta: dict) -> tuple[int, int, str]:
+    """Newest last, never by the wall clock first: one backup stamped a year ahead must not stay
+    "newest". A sidecar's `order` counts the folder's backups as they were made (one more than
+    the highest listed); sidecars from before it have none (0), and go by seq, then stamp."""
+    order = meta.get("order")
+    seq = meta.get("seq")
+    stamp = meta.get("timestamp")
+    return (order if type(order) is int else 0, seq if type(seq) is int else -1,
+            stamp if isinstance(stamp, str) else "")
+
+
+def next_order(backups_dir: Path) -> int:
+    return 1 + max((order_key(meta)[0] for _, meta in listed_backups(backups_dir)), default=0)
+
+
 def newest_backup(backups_dir: Path) -> tuple[Path, dict] | None:
-    """The newest CAR that has its sidecar, by the sidecar's timestamp, then seq (two in one second)."""
-    best: tuple[tuple[str, int], Path, dict] | None = None
+    """The newest CAR that has its sidecar, by `order_key`."""
+    best: tuple[tuple, Path, dict] | None = None
     for car, meta in listed_backups(backups_dir):
-        stamp = meta.get("timestamp")
-        if not isinstance(stamp, str):
+        if not isinstance(meta.get("timestamp"), str):
             continue
-        seq = meta.get("seq") if isinstance(meta.get("seq"), int) else -1
-        if best is None or (stamp, seq) > best[0]:
-            best = ((stamp, seq), car, meta)
+        if best is None or order_key(meta) > best[0]:
+            best = (order_key(meta), car, meta)
     return None if best is None else (best[1], best[2])
+
+
+def stamped_ahead(backups_dir: Path, now: datetime | None = None, slack: float = 300.0) -> list[str]:
+    """Backups whose stamp is in the future: the host's clock jumped (or was wrong) when they were made."""
+    now = now or datetime.now(UTC)
+    ahead = []
+    for car, meta in listed_backups(backups_dir):
+        try:
+            made = datetime.strptime(meta["timestamp"], STAMP).replace(tzinfo=UTC)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if (made - now).total_seconds() > slack:
+            ahead.append(f"{car.name} (stamped {meta['timestamp']})")
+    return sorted(ahead)
 
 
 def freshness(client: KuboClient, settings: Settings, *, now: datetime | None = None) -> Freshness:

@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import ArkeDrError, BadInput
+from .freshness import order_key
 from .progress import log, progress
 from .verify import read_sidecar, sidecar_path
 
@@ -279,7 +280,12 @@ def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
                 sidecar = json.loads(client.get_object(Bucket=target.bucket, Key=key)["Body"].read(1 << 20))
             except ValueError:
                 continue
+            if not isinstance(sidecar, dict):
+                continue
             rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
-                         "size": objects.get(car_key),
+                         "size": objects.get(car_key), "order": order_key(sidecar),
                          "verified": "offsite" in sidecar and objects.get(car_key) == sidecar.get("size")})
-    return sorted(rows, key=lambda r: (r["time"] or "", r["seq"] or 0), reverse=True)
+    rows.sort(key=lambda r: r["order"], reverse=True)  # as made, not by stamp (freshness.order_key)
+    for r in rows:
+        del r["order"]
+    return rows

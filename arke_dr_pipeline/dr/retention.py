@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..kubo.client import KuboClient
-from .freshness import STAMP, listed_backups
+from .freshness import STAMP, listed_backups, order_key
 from .inventory import inventory_cids
 from .progress import log
 from .translog import Log
@@ -66,6 +66,12 @@ class Backup:
     base: str | None
     size: int
     inventory: str | None
+    order: tuple = ()  # freshness.order_key: as made, never by the wall clock first
+    snapshot_cid: str | None = None
+
+    @property
+    def rank(self) -> tuple:
+        return self.order or (0, self.seq, self.time.strftime(STAMP))
 
 
 @dataclass(kw_only=True)
@@ -85,13 +91,17 @@ def backup_of(name: str, sidecar: dict) -> Backup | None:
     base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
     return Backup(name=name, time=when, seq=int(sidecar.get("seq") or 0), kind=sidecar.get("kind", "full"),
                   base=base.get("file") if isinstance(base, dict) else None, size=int(sidecar.get("size") or 0),
-                  inventory=sidecar.get("inventory"))
+                  inventory=sidecar.get("inventory"), order=order_key(sidecar),
+                  snapshot_cid=sidecar.get("snapshot_cid"))
 
 
-def choose(backups: list[Backup], policy: RetentionPolicy) -> set[str]:
-    """The names to keep: the GFS picks, closed over the chains they need."""
-    ordered = sorted(backups, key=lambda b: (b.time, b.seq), reverse=True)
+def choose(backups: list[Backup], policy: RetentionPolicy, *, newest_snapshot: str | None = None) -> set[str]:
+    """The names to keep: the GFS picks, and every backup of the newest snapshot, closed over the
+    chains they need. `last` counts backups as they were made (order_key), so a clock that jumped
+    cannot make the newest look old; the calendar buckets still go by stamps."""
+    ordered = sorted(backups, key=lambda b: b.rank, reverse=True)
     keep = {b.name for b in ordered[:policy.last]}
+    keep |= {b.name for b in backups if newest_snapshot and b.snapshot_cid == newest_snapshot}
     for count, bucket in ((policy.daily, lambda t: t.date()), (policy.weekly, lambda t: t.isocalendar()[:2]),
                           (policy.monthly, lambda t: (t.year, t.month))):
         seen: list = []
@@ -111,15 +121,17 @@ def choose(backups: list[Backup], policy: RetentionPolicy) -> set[str]:
     return keep
 
 
-def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
+def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False,
+                newest_snapshot: str | None = None) -> PruneResult:
+    """`newest_snapshot`: our record's; a backup of it is never deleted, whatever its stamp."""
     if not dry_run:
         _finish_interrupted(backups_dir)
     listed = [b for car, meta in listed_backups(backups_dir) if (b := backup_of(car.name, meta)) is not None]
-    keep = choose(listed, policy)
+    keep = choose(listed, policy, newest_snapshot=newest_snapshot)
     held = _holding_lost_blocks(backups_dir, listed, keep)
     keep |= set(held)
     result = PruneResult(kept=sorted(keep), dry_run=dry_run, held=held)
-    doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True)
+    doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True)
     for b in doomed:
         car = backups_dir / b.name
         result.deleted.append(b.name)
@@ -201,7 +213,7 @@ def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False)
                     listed.append(b)
         keep = choose(listed, policy)
         result = PruneResult(kept=sorted(keep), dry_run=dry_run)
-        for b in sorted((b for b in listed if b.name not in keep), key=lambda b: (b.time, b.seq), reverse=True):
+        for b in sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True):
             stem = target.key(b.name[:-4])
             result.deleted.append(b.name)
             result.bytes_freed += objects.get(stem + ".car", 0) + objects.get(stem + ".inventory.tsv", 0)
@@ -234,8 +246,10 @@ def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=No
     """The whole retention pass: the local folder, the offsite prefix when configured, then old pins."""
     from .freshness import newest_backup
     from .offsite import OffsiteTarget
+    from .pointer import read_record
 
-    local = prune_local(settings.backups_dir, policy, dry_run=dry_run)
+    newest_snapshot = (read_record(settings) or {}).get("cid")
+    local = prune_local(settings.backups_dir, policy, dry_run=dry_run, newest_snapshot=newest_snapshot)
     out = {"dry_run": dry_run, "local": {"kept": len(local.kept), "deleted": local.deleted,
                                          "bytes_freed": local.bytes_freed, "held": local.held}}
     if settings.offsite_url and s3 is not None:

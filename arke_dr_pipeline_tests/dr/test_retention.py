@@ -147,3 +147,42 @@ def test_prune_keeps_the_last_backup_holding_a_block_newer_ones_lack(client, set
     newest_inv.write_text("".join(rows))  # repaired: the old backup goes
     assert prune_local(settings.backups_dir, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0)).deleted == \
         [cars[0].name]
+
+
+def test_a_backup_stamped_a_year_ahead_does_not_stay_newest(client, settings):
+    """The clock jumped while the second backup was made: later backups still extend the newest,
+    prune keeps the newest, and the skewed stamp is named."""
+    from arke_dr_pipeline.dr.freshness import newest_backup, stamped_ahead
+
+    generate(client, settings, GenSpec(entities=30, seed=12, image_fraction=0.0, shape="api"))
+    writer = ArchiveWriter(client, settings, seed=6)
+    cars = []
+    for i in range(4):
+        cars.append(Path(run_backup(client, settings, build_snapshot(client, settings).snapshot_cid).car.car_path))
+        if i == 1:
+            sidecar = cars[-1].with_suffix(".json")
+            meta = json.loads(sidecar.read_text())
+            meta["timestamp"] = (datetime.now(UTC) + timedelta(days=365)).strftime(STAMP)
+            sidecar.write_text(json.dumps(meta))
+        writer.run(3)
+    assert newest_backup(settings.backups_dir)[0] == cars[-1]
+    kinds = [json.loads(c.with_suffix(".json").read_text())["kind"] for c in cars]
+    assert kinds == ["full", "delta", "delta", "delta"]  # each extends the one made before it
+    assert stamped_ahead(settings.backups_dir) == [f"{cars[1].name} (stamped "
+                                                   f"{json.loads(cars[1].with_suffix('.json').read_text())['timestamp']})"]
+    result = prune(client, settings, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))
+    assert result["local"]["deleted"] == []  # the newest is a delta: its whole chain stays
+    assert all(c.exists() for c in cars)
+    _listed_are_restorable(settings.backups_dir)
+
+
+def test_prune_never_deletes_the_backup_of_the_newest_snapshot(client, settings):
+    """Even when the policy would: a second backup of an older snapshot made later ranks newer."""
+    generate(client, settings, GenSpec(entities=20, seed=13, image_fraction=0.0, shape="api"))
+    first = build_snapshot(client, settings).snapshot_cid
+    ArchiveWriter(client, settings, seed=7).run(3)
+    newest = build_snapshot(client, settings).snapshot_cid
+    mine = Path(run_backup(client, settings, newest, full=True).car.car_path)
+    older = Path(run_backup(client, settings, first, full=True).car.car_path)
+    result = prune(client, settings, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))
+    assert mine.exists() and older.exists() and result["local"]["deleted"] == []
