@@ -186,6 +186,7 @@ def car_file(context: dg.AssetExecutionContext, config: CarConfig, kubo: KuboRes
         "entities": result.entity_count, "events": result.event_count,
         "bytes_per_entity": round(result.size / max(result.entity_count, 1), 1),
         "delta": int(result.kind == "delta"), "kind": dg.MetadataValue.text(result.kind),
+        "unchanged": int(result.unchanged),
         "full_reason": dg.MetadataValue.text(result.full_reason or ""),
         "seconds": round(result.seconds, 3),
         "lost_blocks": len(result.lost), "lost_unacknowledged": len(unacknowledged(result.lost)),

@@ -24,7 +24,7 @@ from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .delta import NotAnExtension, verify_delta
 from .files import atomic_write_json
-from .freshness import next_order, stamped_ahead
+from .freshness import newest_backup, next_order, stamped_ahead
 from .increment import base_marker, staged_delta
 from .inventory import inventory_cids
 from .loss import read_loss, with_acknowledgments
@@ -54,6 +54,7 @@ class ExportResult:
     kind: str = "full"
     full_reason: str | None = None
     lost: list = field(default_factory=list)  # blocks missing from the node (dr/loss.py), each acknowledged or not
+    unchanged: bool = False  # the newest backup already held this snapshot: nothing was written
 
 
 def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None = None,
@@ -77,6 +78,8 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     root = parse_cid(snapshot_cid)
     seq = decode_snapshot(client.block_get(snapshot_cid), f"snapshot {snapshot_cid}",
                           split_cid(parse_cid(snapshot_cid))[1]).seq
+    if not full and (held := _already_held(settings, snapshot_cid, seq, started)) is not None:
+        return held
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"arke-{seq}-{stamp}"
     n = 1
@@ -144,6 +147,24 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                         block_count=sidecar["block_count"], entity_count=report.entity_count,
                         event_count=report.event_count, seconds=seconds, sidecar=sidecar,
                         kind=sidecar["kind"], full_reason=reason, lost=lost)
+
+
+def _already_held(settings: Settings, snapshot_cid: str, seq: int, started: float) -> ExportResult | None:
+    """The newest backup, when it already holds this snapshot: a second one would be an empty delta
+    that uses up a slot of the chain. Nothing is written, and what was staged for it goes."""
+    found = newest_backup(settings.backups_dir)
+    if found is None or found[1].get("snapshot_cid") != snapshot_cid or found[1].get("lost"):
+        return None
+    car, meta = found
+    for staged in (staging_car_path(settings.backups_dir, seq), staging_delta_path(settings.backups_dir, seq)):
+        staged.unlink(missing_ok=True)
+        base_marker(staged).unlink(missing_ok=True)
+    log(f"nothing new: {car.name} already holds snapshot {snapshot_cid} (seq {seq}); no backup written")
+    return ExportResult(car_path=str(car), sidecar_path=str(car.with_suffix(".json")), snapshot_cid=snapshot_cid,
+                        seq=seq, size=int(meta.get("size") or 0), sha256=str(meta.get("sha256")),
+                        block_count=int(meta.get("block_count") or 0), entity_count=int(meta.get("entity_count") or 0),
+                        event_count=int(meta.get("event_count") or 0), seconds=time.monotonic() - started,
+                        sidecar=meta, kind=str(meta.get("kind", "full")), unchanged=True)
 
 
 def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, inventory: Path, snapshot_cid: str,

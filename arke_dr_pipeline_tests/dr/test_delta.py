@@ -168,3 +168,16 @@ def test_a_link_into_the_delta_must_name_a_block_of_the_role_it_needs(delta):
     edge.need(event, "events", "chain_cid of X")
     with pytest.raises(BackupInvalid, match="tip of X is not a block of manifests: it is an event"):
         edge.need(event, "manifests", "tip of X")
+
+
+def test_a_backup_with_nothing_new_writes_nothing(client, settings):
+    """It used to write an empty delta at the same seq, using up a slot of the chain."""
+    generate(client, settings, GenSpec(entities=20, seed=17, image_fraction=0.0, shape="api"))
+    snapshot = build_snapshot(client, settings).snapshot_cid
+    first = run_backup(client, settings, snapshot).car
+    files = sorted(p.name for p in settings.backups_dir.iterdir())
+    again = run_backup(client, settings, build_snapshot(client, settings).snapshot_cid).car
+    assert again.unchanged and again.car_path == first.car_path and again.sha256 == first.sha256
+    assert sorted(p.name for p in settings.backups_dir.iterdir()) == files
+    forced = run_backup(client, settings, snapshot, full=True).car  # asked for: a second full is made
+    assert not forced.unchanged and forced.car_path != first.car_path and forced.kind == "full"
