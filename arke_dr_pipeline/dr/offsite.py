@@ -240,10 +240,18 @@ def read_back(client, bucket: str, key: str, desc: str, sink=None) -> tuple[int,
 
 
 def remote_sidecar(client, bucket: str, car_key: str) -> dict:
+    """The sidecar beside an offsite CAR; a missing one is named as the sidecar, not as the CAR."""
+    from botocore.exceptions import ClientError
+
     key = car_key[: -len(".car")] + ".json"
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read(1 << 20)
         sidecar = json.loads(body)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404", "NotFound"):
+            raise OffsiteError(f"s3://{bucket}/{key}: no such sidecar, so s3://{bucket}/{car_key} is not a "
+                               "listed backup (an upload writes the sidecar last)") from None
+        raise
     except ValueError:
         raise OffsiteError(f"s3://{bucket}/{key} is not a JSON sidecar") from None
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("sha256"), str):

@@ -98,7 +98,14 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
         target = root
     if seq is not None:
         target = check.snapshot_by_seq(target, seq)
-    report = check.finish(target).with_car(
+    try:
+        report = check.finish(target)
+    except BackupInvalid as exc:
+        if use_sidecar and sidecar is None and "block missing" in exc.problem:
+            raise BackupInvalid(exc.cid, f"{exc.problem}; {sidecar_path(car).name} is missing, and a delta's "
+                                         "sidecar is what names the backup it extends") from None
+        raise
+    report = report.with_car(
         car=str(car), version=reader.version, size=size, data_offset=reader.data_offset,
         data_size=reader.data_size, sha256=reader.sha256, roots=[cid_str(r) for r in reader.roots])
     if sidecar is not None:

@@ -202,18 +202,28 @@ class CarWriter:
         self._write(car_header(roots))
 
     def _write(self, data: bytes) -> None:
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise self._named(exc) from None
         self.sha.update(data)
         self.size += len(data)
+
+    def _named(self, exc: OSError) -> OSError:
+        """A full disk said with the file it filled: `<path>: No space left on device`."""
+        return OSError(exc.errno, exc.strerror or str(exc), self._tmp)
 
     def add(self, cid: bytes, data: bytes) -> None:
         self._write(car_section(cid, data))
         self.blocks += 1
 
     def close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        except OSError as exc:
+            raise self._named(exc) from None
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:

@@ -66,13 +66,16 @@ def test_deltas_hold_only_what_changed_and_the_chain_restores(chain):
         assert dump_digest(client, settings) == expected[1]
 
 
-@pytest.mark.parametrize("fault", ["missing", "altered"])
+@pytest.mark.parametrize("fault", ["missing", "altered", "no sidecar"])
 def test_a_broken_link_refuses_the_restore_naming_it(chain, fault):
     node, settings, cars, _ = chain
     full, d1, d2 = (_path(c) for c in cars)
     if fault == "missing":
         shutil.move(d1, d1.with_name("elsewhere.car"))
         says = f"extends {d1.name}, which is missing"
+    elif fault == "no sidecar":  # it used to say only "block missing ...; 751 missing in all"
+        d2.with_suffix(".json").unlink()
+        says = f"block missing .*; {d2.with_suffix('.json').name} is missing, and a delta's sidecar is what names"
     else:
         data = bytearray(full.read_bytes())
         data[len(data) // 2] ^= 0xFF

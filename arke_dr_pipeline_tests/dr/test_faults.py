@@ -155,6 +155,7 @@ def test_disk_full_while_writing_the_car(kubo, client, settings):
                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(1 << 20))
     assert out.returncode == 1, out.stderr
     assert out.stderr.count("\n") == 1 and "File too large" in out.stderr
+    assert ".car.partial: File too large" in out.stderr  # the file the disk could not take is named
     assert [p.name for p in settings.backups_dir.iterdir() if p.suffix in (".car", ".partial", ".json")] == []
     ok = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "export-car"], env=env,
                         capture_output=True, text=True, timeout=120)

@@ -183,6 +183,15 @@ def test_restore_from_s3_with_the_same_local_copy_downloads_nothing_and_lists_it
     assert sorted(p.name for p in settings.backups_dir.iterdir()) == before
 
 
+def test_a_copy_without_its_sidecar_is_named_by_the_sidecar(s3, bucket, local_backup, settings):
+    """It used to read `...car: no such object`, while the CAR was there."""
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    s3.client().delete_object(Bucket=bucket, Key=local_backup.stem + ".json")
+    with pytest.raises(OffsiteError, match=rf"{local_backup.stem}\.json: no such sidecar"):
+        fetch(config(s3), target.url(local_backup.name), settings.backups_dir.parent / "elsewhere")
+
+
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
     before = local_backup.read_bytes()
     cases = {
