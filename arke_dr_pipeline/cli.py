@@ -202,7 +202,8 @@ def export_car_cmd(obj: Ctx, snapshot_cid, full):
     if obj.settings.offsite_url:
         from .dr.offsite import OffsiteTarget, S3Config, upload_backup
 
-        upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url), result.car.car_path)
+        upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url), result.car.car_path,
+                      verified=True)  # the export verified it as it wrote it
     click.echo(result.car.car_path)
     _fail_on_loss(result.car.lost)
 
@@ -455,12 +456,13 @@ def offsite_upload(obj: Ctx, car, url):
 @click.pass_obj
 @operation
 def offsite_list(obj: Ctx, url):
-    """The offsite copies (seq, time, size, verified), newest first."""
+    """The offsite copies, newest first: seq, time, size, `verified <when a re-read last matched>` or
+    `NOT VERIFIED (why)`, URL."""
     from .dr.offsite import S3Config, list_copies
 
     for row in list_copies(S3Config.from_env(), _target(obj, url)):
-        click.echo(f"{row['seq']}\t{row['time']}\t{row['size']}\t"
-                   f"{'verified' if row['verified'] else 'UNVERIFIED'}\t{row['url']}")
+        status = f"verified {row['verified_at']}" if row["verified"] else f"NOT VERIFIED ({row['problem']})"
+        click.echo(f"{row['seq']}\t{row['time']}\t{row['size']}\t{status}\t{row['url']}")
 
 
 @offsite.command("verify")

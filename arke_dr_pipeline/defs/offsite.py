@@ -30,7 +30,7 @@ def offsite_copy(context: dg.AssetExecutionContext, offsite: OffsiteResource) ->
         return dg.MaterializeResult(metadata={"configured": 0, "bytes": 0,
                                               "offsite": dg.MetadataValue.text("not configured (ARKE_OFFSITE_URL)")})
     target = OffsiteTarget.parse(url)
-    result = upload_backup(offsite.s3(), target, _handed_car(context.instance))
+    result = upload_backup(offsite.s3(), target, _handed_car(context.instance), verified=True)  # car_file verified it
     return dg.MaterializeResult(metadata={
         "configured": 1, "bytes": result.bytes, "size": human_bytes(result.bytes),
         "upload_seconds": round(result.upload_seconds, 3), "verify_seconds": round(result.verify_seconds, 3),

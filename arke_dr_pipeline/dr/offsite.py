@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import ArkeDrError, BadInput
 from .freshness import order_key
@@ -38,6 +38,9 @@ from .verify import read_sidecar, sidecar_path
 
 CHUNK = 8 << 20
 PART = 64 << 20
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class OffsiteError(ArkeDrError, RuntimeError):
@@ -51,10 +54,15 @@ class OffsiteTarget:
 
     @classmethod
     def parse(cls, url: str) -> OffsiteTarget:
-        u = urlparse(url)
-        if u.scheme != "s3" or not u.netloc or u.query or u.fragment:
-            raise BadInput(f"not an offsite URL (s3://BUCKET/PREFIX): {url!r}")
-        return cls(u.netloc, u.path.strip("/"))
+        """`s3://BUCKET/PREFIX`, split by hand: the key is everything after the bucket, so a `?` or
+        `#` in it stays in the key (a URL parser would take them for a query or a fragment, and a
+        copy uploaded under such a key could not be verified or restored by the URL we print)."""
+        if not isinstance(url, str) or not url.startswith("s3://"):
+            raise BadInput(f"not an offsite URL (s3://BUCKET/PREFIX): {url!r:.200}")
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        if not _BUCKET.fullmatch(bucket) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in prefix):
+            raise BadInput(f"not an offsite URL (s3://BUCKET/PREFIX): {url!r:.200}")
+        return cls(bucket, prefix.strip("/"))
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -153,20 +161,29 @@ class OffsiteResult:
         return self.bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0.0
 
 
-def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -> OffsiteResult:
-    """Copy one local backup offsite and prove the copy before the sidecar goes up."""
+def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *,
+                  verified: bool = False) -> OffsiteResult:
+    """Copy one local backup offsite and prove the copy before the sidecar goes up.
+
+    Only a CAR that verifies goes: a sidecar can be written by hand. `verified`: the caller has
+    just verified it (the export that wrote it), so it is not read twice."""
     from boto3.s3.transfer import TransferConfig
 
     car = Path(car)
     sidecar = read_sidecar(car)
     if sidecar is None or "sha256" not in sidecar:
         raise BadInput(f"{car.name} has no sidecar: only verified backups go offsite")
+    if not verified:
+        from .verify import verify_car
+
+        verify_car(car)
     client = s3.client()
     car_key, sidecar_key = target.key(car.name), target.key(sidecar_path(car).name)
     inventory = car.parent / sidecar["inventory"] if sidecar.get("inventory") else None
     inventory_key = target.key(f"{car.stem}.inventory.tsv") if inventory and inventory.is_file() else None
     with s3_calls(s3, f"upload of {target.url(car_key)}"):
-        if _copy_is_there(client, target.bucket, car_key, sidecar_key, sidecar):
+        if _copy_is_there(client, target, car_key, sidecar_key, sidecar):
+            _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key)  # the re-read just matched
             return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key,
                                  bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
         _abort_unfinished(client, target)
@@ -188,20 +205,28 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike) -
             raise OffsiteError(f"{target.url(car_key)} read back as {size} bytes, sha256 {sha[:16]}…, "
                                f"not the sidecar's {sidecar['size']} bytes, {sidecar['sha256'][:16]}…; deleted")
         verified = time.monotonic()
-        record = {**sidecar, "offsite": {"car_key": car_key, "verified": "sha256 of a streamed re-read",
-                                         "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}}
-        client.put_object(Bucket=target.bucket, Key=sidecar_key, Body=json.dumps(record, indent=2).encode(),
-                          ContentType="application/json")
+        _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key)
     log(f"offsite {target.url(car_key)}: {size / 1e6:.1f} MB in {uploaded - started:.1f}s, "
         f"verified in {verified - uploaded:.1f}s")
     return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key, bytes=size,
                          upload_seconds=uploaded - started, verify_seconds=verified - uploaded)
 
 
-def _copy_is_there(client, bucket: str, car_key: str, sidecar_key: str, sidecar: dict) -> bool:
-    """A rerun after a finished copy does nothing: the sidecar is up (so the CAR was verified) and matches."""
+def _put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: str) -> None:
+    """The sidecar, last, with the time a streamed re-read of the CAR matched its sha256."""
+    record = {**{k: v for k, v in sidecar.items() if k != "offsite"},
+              "offsite": {"car_key": car_key, "verified": "sha256 of a streamed re-read",
+                          "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}}
+    client.put_object(Bucket=bucket, Key=sidecar_key, Body=json.dumps(record, indent=2).encode(),
+                      ContentType="application/json")
+
+
+def _copy_is_there(client, target: OffsiteTarget, car_key: str, sidecar_key: str, sidecar: dict) -> bool:
+    """A rerun after a finished copy does nothing, but only once a re-read of the copy hashes to
+    the local sha256: a copy damaged behind the server's back is replaced, after saying so."""
     from botocore.exceptions import ClientError
 
+    bucket = target.bucket
     try:
         remote = json.loads(client.get_object(Bucket=bucket, Key=sidecar_key)["Body"].read())
         head = client.head_object(Bucket=bucket, Key=car_key)
@@ -211,7 +236,16 @@ def _copy_is_there(client, bucket: str, car_key: str, sidecar_key: str, sidecar:
         raise
     except ValueError:
         return False
-    return remote.get("sha256") == sidecar["sha256"] and head["ContentLength"] == sidecar["size"]
+    if not isinstance(remote, dict) or remote.get("sha256") != sidecar["sha256"]:
+        log(f"warning: {target.url(sidecar_key)} is not this backup's sidecar: replacing the copy")
+        return False
+    size, sha = (head["ContentLength"], None) if head["ContentLength"] != sidecar["size"] else \
+        read_back(client, bucket, car_key, f"re-reading {car_key.rsplit('/', 1)[-1]}")
+    if sha != sidecar["sha256"]:
+        log(f"warning: {target.url(car_key)} differs from the local backup ({size} bytes, sha256 "
+            f"{(sha or '?')[:16]}…, not {sidecar['size']} bytes, {sidecar['sha256'][:16]}…): replacing it")
+        return False
+    return True
 
 
 def _abort_unfinished(client, target: OffsiteTarget) -> None:
@@ -260,16 +294,31 @@ def remote_sidecar(client, bucket: str, car_key: str) -> dict:
 
 
 def verify_copy(s3: S3Config, url: str) -> dict:
-    """Re-read one offsite CAR: its bytes must hash to its sidecar's sha256."""
+    """Re-read one offsite CAR, and for a delta every copy of its chain: each must hash to its
+    sidecar's sha256, and each base must be the one the delta names. Each sidecar then records
+    the time of this re-read (`offsite.verified_at`), which `offsite list` shows."""
     bucket, key = parse_object_url(url)
+    chain = []
     with s3_calls(s3, url):
         client = s3.client()
-        sidecar = remote_sidecar(client, bucket, key)
-        size, sha = read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
-    if size != sidecar.get("size") or sha != sidecar["sha256"]:
-        raise OffsiteError(f"{url} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
-                           f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
-    return {"url": url, "size": size, "sha256": sha, "seq": sidecar.get("seq"), "verified": True}
+        while True:
+            sidecar = remote_sidecar(client, bucket, key)
+            here = f"s3://{bucket}/{key}"
+            size, sha = read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
+            if size != sidecar.get("size") or sha != sidecar["sha256"]:
+                raise OffsiteError(f"{here} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
+                                   f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
+            if chain and sha != chain[-1][1]:
+                raise OffsiteError(f"{here} is not the backup {chain[-1][0]} extends: its sha256 differs")
+            _put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key)
+            base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
+            chain.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
+            if not isinstance(base, dict) or not isinstance(base.get("file"), str) or "/" in base["file"]:
+                break
+            key = (key.rsplit("/", 1)[0] + "/" if "/" in key else "") + base["file"]
+    first = remote_sidecar(s3.client(), *parse_object_url(url))
+    return {"url": url, "size": first.get("size"), "sha256": first.get("sha256"), "seq": first.get("seq"),
+            "verified": True, "chain": [c for c, _ in chain]}
 
 
 def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
@@ -291,9 +340,34 @@ def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
             if not isinstance(sidecar, dict):
                 continue
             rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
-                         "size": objects.get(car_key), "order": order_key(sidecar),
-                         "verified": "offsite" in sidecar and objects.get(car_key) == sidecar.get("size")})
+                         "size": objects.get(car_key), "order": order_key(sidecar), "sidecar": sidecar,
+                         "name": car_key.rsplit("/", 1)[-1]})
+    by_name = {r["name"]: r["sidecar"] for r in rows}
+    for r in rows:
+        r["problem"] = _copy_problem(r["sidecar"], r["size"], by_name)
+        r["verified_at"] = (r["sidecar"].get("offsite") or {}).get("verified_at")
+        r["verified"] = r["problem"] is None
     rows.sort(key=lambda r: r["order"], reverse=True)  # as made, not by stamp (freshness.order_key)
     for r in rows:
-        del r["order"]
+        del r["order"], r["sidecar"], r["name"]
     return rows
+
+
+def _copy_problem(sidecar: dict, size: int | None, by_name: dict[str, dict]) -> str | None:
+    """Why a listed copy cannot be called verified, from the listing alone: no re-read ever matched,
+    its size is not the sidecar's, or its chain (for a delta) is not there as the delta names it."""
+    if not isinstance(sidecar.get("offsite"), dict) or not sidecar["offsite"].get("verified_at"):
+        return "never re-read"
+    if size != sidecar.get("size"):
+        return f"size {size}, not the sidecar's {sidecar.get('size')}"
+    seen = set()
+    while sidecar.get("kind") == "delta":
+        base = sidecar.get("base") if isinstance(sidecar.get("base"), dict) else {}
+        name = base.get("file")
+        if name in seen or name not in by_name:
+            return f"its chain is broken: {name} is not offsite"
+        seen.add(name)
+        if by_name[name].get("sha256") != base.get("sha256"):
+            return f"its chain is broken: {name} offsite is not the backup it extends"
+        sidecar = by_name[name]
+    return None

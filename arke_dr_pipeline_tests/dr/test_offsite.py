@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 
 from arke_dr_pipeline.dr import offsite
+from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.fetch import fetch, promote
 from arke_dr_pipeline.dr.freshness import listed_backups
 from arke_dr_pipeline.dr.offsite import (
@@ -26,6 +27,7 @@ from arke_dr_pipeline.dr.offsite import (
 )
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.verify import verify_car
+from arke_dr_pipeline.errors import BadInput
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -76,7 +78,7 @@ def test_nuclear_from_the_offsite_copy_alone(fresh_kubo, tmp_path, s3, bucket):
     assert listed.returncode == 0, listed.stderr
     (row,) = listed.stdout.splitlines()
     seq, _time, size, verified, url = row.split("\t")
-    assert verified == "verified" and url.startswith(f"s3://{bucket}/daily/arke-") and int(size) > 0
+    assert verified.startswith("verified 20") and url.startswith(f"s3://{bucket}/daily/arke-") and int(size) > 0
     shutil.rmtree(settings.backups_dir)  # the host is gone: no local backup, an empty node
     fresh_kubo.wipe()
     env["IPFS_API_URL"] = fresh_kubo.api_url
@@ -190,6 +192,72 @@ def test_a_copy_without_its_sidecar_is_named_by_the_sidecar(s3, bucket, local_ba
     s3.client().delete_object(Bucket=bucket, Key=local_backup.stem + ".json")
     with pytest.raises(OffsiteError, match=rf"{local_backup.stem}\.json: no such sidecar"):
         fetch(config(s3), target.url(local_backup.name), settings.backups_dir.parent / "elsewhere")
+
+
+def test_verified_means_a_re_read_matched_and_an_upload_repairs_a_damaged_copy(s3, bucket, local_backup):
+    """`list` used to say verified after comparing sizes; `upload` answered already_there over a damaged copy."""
+    target = OffsiteTarget(bucket, "")
+    upload_backup(config(s3), target, local_backup)
+    (row,) = list_copies(config(s3), target)
+    assert row["verified"] and row["verified_at"]
+    stored = s3.object_path(bucket, local_backup.name)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    with pytest.raises(OffsiteError, match="is not its sidecar's CAR"):
+        verify_copy(config(s3), row["url"])
+    again = upload_backup(config(s3), target, local_backup)
+    assert not again.already_there  # replaced, after saying so
+    assert stored.read_bytes() == local_backup.read_bytes()
+    assert verify_copy(config(s3), row["url"])["verified"]
+
+
+def test_a_delta_whose_base_is_not_offsite_is_not_verified(fresh_kubo, tmp_path, s3, bucket):
+    from arke_dr_pipeline.simulate.writer import ArchiveWriter
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    target = OffsiteTarget(bucket, "d")
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=30, seed=23, image_fraction=0.0, shape="api"))
+        full = backup(client, settings)
+        ArchiveWriter(client, settings, seed=3).run(5)
+        delta = backup(client, settings)
+    assert json.loads(delta.with_suffix(".json").read_text())["kind"] == "delta"
+    upload_backup(config(s3), target, delta)  # its base never went
+    (row,) = list_copies(config(s3), target)
+    assert not row["verified"] and f"{full.name} is not offsite" in row["problem"]
+    with pytest.raises(OffsiteError, match="no such sidecar"):
+        verify_copy(config(s3), row["url"])
+    upload_backup(config(s3), target, full)
+    assert all(r["verified"] for r in list_copies(config(s3), target))
+    assert verify_copy(config(s3), row["url"])["chain"] == [row["url"], target.url(target.key(full.name))]
+
+
+def test_only_a_car_that_verifies_goes_offsite(s3, bucket, local_backup, tmp_path):
+    forged = tmp_path / local_backup.name
+    forged.write_bytes(b"not a CAR at all")
+    meta = json.loads(local_backup.with_suffix(".json").read_text())
+    import hashlib
+
+    meta.update(sha256=hashlib.sha256(forged.read_bytes()).hexdigest(), size=forged.stat().st_size)
+    forged.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(BackupInvalid):
+        upload_backup(config(s3), OffsiteTarget(bucket, ""), forged)
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket)
+
+
+def test_keys_with_question_marks_and_hashes_round_trip(s3, bucket, local_backup, settings):
+    target = OffsiteTarget.parse(f"s3://{bucket}/we?ird#prefix")
+    assert target.prefix == "we?ird#prefix"
+    upload_backup(config(s3), target, local_backup)
+    (row,) = list_copies(config(s3), target)
+    assert row["url"] == f"s3://{bucket}/we?ird#prefix/{local_backup.name}"
+    assert verify_copy(config(s3), row["url"])["verified"]
+    staged = fetch(config(s3), row["url"], settings.backups_dir.parent / "elsewhere")
+    assert staged.read_bytes() == local_backup.read_bytes()
+    for bad in ("s3://", "s3:///key", "s3://UPPER/x", "http://b/x", "s3://b\n/x", "s3://bucket/a\nb"):
+        with pytest.raises(BadInput):
+            OffsiteTarget.parse(bad)
 
 
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
