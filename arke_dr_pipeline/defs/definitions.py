@@ -29,4 +29,7 @@ defs = dg.Definitions(
                                           region=from_env("AWS_REGION"), access_key_id=from_env("AWS_ACCESS_KEY_ID"),
                                           secret_access_key=from_env("AWS_SECRET_ACCESS_KEY")),
                "restore_steps": dg.mem_io_manager},
+    # "Materialize all" and any asset run from the UI: one process, as the jobs run. The multiprocess
+    # default spawned a process per step, 10-40 s each, for steps of seconds.
+    executor=dg.in_process_executor,
 )

@@ -51,6 +51,18 @@ class Instance:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def start_dg_dev(self) -> Instance:
+        """What `make ui` starts: `dg dev`, which runs the webserver and the daemon and names the
+        code location from pyproject.toml (not from workspace.yaml)."""
+        subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=self.env, check=True,
+                       capture_output=True, timeout=180)
+        subprocess.run([str(BIN / "dagster"), "instance", "concurrency", "set", "arke_dr", "1"], cwd=ROOT,
+                       env=self.env, check=True, capture_output=True, timeout=180)
+        self.env = {**self.env, "VIRTUAL_ENV": str(BIN.parent), "PATH": f"{BIN}:{self.env.get('PATH', '')}"}
+        self.procs.append(self._spawn([str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(self.port)], "daemon"))
+        self._wait_for_webserver()
+        return self
+
     def start(self, *, webserver: bool = True) -> Instance:
         # the run storage first: the daemon and the webserver would otherwise race to create its tables
         subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=self.env, check=True,

@@ -92,6 +92,40 @@ def test_restore_job_launched_from_the_cli(dagster_env, fresh_kubo, tmp_path):
         assert logical_dump(client, settings) == before
 
 
+def test_the_readmes_restore_command_against_the_daemon_make_ui_starts(fresh_kubo, tmp_path):
+    """`dagster job launch -w workspace.yaml -j restore_job -c restore.yaml`, as the README writes it,
+    while `dg dev` runs: the run used to fail with `Location arke_dr_pipeline.defs:defs does not exist`."""
+    from arke_dr_pipeline_tests.defs.instance import Instance
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        seed_scenario(client, settings)
+        car = backup(client, settings)
+        before = logical_dump(client, settings)
+    fresh_kubo.wipe()
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    env = {**os.environ, "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(settings.backups_dir),
+           "SNAPSHOTS_DIR": str(settings.snapshots_dir), "ARKE_PROGRESS": "0"}
+    inst = Instance(tmp_path / "dagster_home", env).start_dg_dev()
+    try:
+        assert inst.repository[0] == "arke_dr_pipeline"
+        config = tmp_path / "restore.yaml"
+        config.write_text(yaml.safe_dump({"car_path": car.name}))
+        out = subprocess.run(["dagster", "job", "launch", "-w", "workspace.yaml", "-j", "restore_job",
+                              "-c", str(config)], cwd=ROOT, env=inst.env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        deadline = time.monotonic() + 300
+        while not (runs := inst.runs()) and time.monotonic() < deadline:
+            time.sleep(1)
+        (run_id,) = runs
+        assert inst.wait([run_id])[run_id]["status"] == "SUCCESS", (inst.home / "daemon.log").read_text()[-3000:]
+    finally:
+        inst.stop()
+    with KuboClient(fresh_kubo.api_url) as client:
+        assert logical_dump(client, settings) == before
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
