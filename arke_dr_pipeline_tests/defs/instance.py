@@ -150,6 +150,16 @@ class Instance:
         raise AssertionError(f"runs not {statuses}: {self.runs()}; daemon log: "
                              f"{(self.home / 'daemon.log').read_text()[-3000:]}")
 
+    def engine_messages(self, run_id: str) -> list[str]:
+        """The run's engine events: they say which executor ran its steps."""
+        out = subprocess.run([sys.executable, "-c", (
+            "import json; from dagster import DagsterInstance, DagsterEventType\n"
+            "i = DagsterInstance.get()\n"
+            f"recs = i.get_records_for_run({run_id!r}, of_type=DagsterEventType.ENGINE_EVENT).records\n"
+            "print(json.dumps([r.event_log_entry.message or '' for r in recs]))")],
+            env=self.env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
     def worker_pid(self, run_id: str) -> int:
         out = subprocess.run([sys.executable, "-c", (
             "import sys; from dagster import DagsterInstance, DagsterEventType\n"

@@ -166,7 +166,7 @@ def test_webserver_lists_the_project(dagster_env):
                                           "under_500_bytes_per_entity"]
     assert sorted(assets["cid_inventory"]) == ["inventory_complete", "inventory_only_grows"]
     assert sorted(assets["car_file"]) == ["car_verified_complete", "events_not_in_any_backup",
-                                          "newest_backup_is_fresh"]
+                                          "newest_backup_is_fresh", "no_unacknowledged_loss"]
     assert {j["name"] for j in data["jobs"]} >= {"backup_job", "snapshot_job", "restore_job", "freshness_job",
                                                   "drill_job"}
     assert sorted(s["name"] for s in data["schedules"]) == ["daily_backup", "hourly_freshness", "weekly_drill"]

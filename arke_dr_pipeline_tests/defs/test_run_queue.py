@@ -34,8 +34,11 @@ def test_materialize_all_beside_a_backup_job_both_end_well_one_after_the_other(i
     first, second = sorted((runs[backup], runs[everything]), key=lambda r: r["start"])
     # the queue held the second run until the first had ended: launched, not merely started, after
     assert first["end"] <= second["launched"], f"the second run left the queue while the first ran: {runs}"
-    assert len(_cars(settings.backups_dir)) == 2
+    assert len(_cars(settings.backups_dir)) == 1  # the second found nothing new and wrote nothing
     assert not list(settings.backups_dir.glob(".*.car")), "a staged CAR was left behind"
+    messages = inst.engine_messages(everything)
+    assert any(m.startswith("Executing steps in process") for m in messages), messages  # not a process a step
+    assert not any("multiprocess" in m.lower() for m in messages), messages
 
 
 def test_a_killed_run_is_failed_and_the_next_queued_run_starts(instance, fresh_kubo):
