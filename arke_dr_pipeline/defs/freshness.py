@@ -9,7 +9,8 @@ import time
 import dagster as dg
 from dagster._utils.schedules import cron_string_iterator
 
-from ..dr.freshness import freshness
+from ..dr.freshness import backup_age, freshness
+from ..kubo.errors import KuboUnreachable
 from .assets import car_file
 from .automation import backup_cron, snapshot_threshold
 from .resources import KuboResource, StorageResource
@@ -33,23 +34,24 @@ def max_age(cron: str) -> float:
 @dg.asset_check(asset=car_file, description="The newest verified CAR is younger than the backup schedule's "
                                             "period plus a margin (a day and six hours for the daily default).")
 def newest_backup_is_fresh(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
+    """Reads the backups folder only, so it answers while the node is down."""
     limit = max_age(backup_cron())
-    with kubo.client() as client:
-        f = freshness(client, storage.settings(kubo))
-    if f.newest_car is None:
+    found = backup_age(storage.settings(kubo))
+    if found is None:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="no backup yet",
                                    metadata={"limit_hours": round(limit / 3600, 1)})
-    hours = f.age_seconds / 3600
-    if f.age_seconds < -300:
+    newest, age, _ = found
+    hours = age / 3600
+    if age < -300:
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.WARN,
             description=f"the newest backup is stamped {-hours:.1f} hours in the future: the host's clock jumped",
-            metadata={"age_hours": round(hours, 2), "newest_car": dg.MetadataValue.text(f.newest_car)})
+            metadata={"age_hours": round(hours, 2), "newest_car": dg.MetadataValue.text(newest)})
     return dg.AssetCheckResult(
-        passed=f.age_seconds <= limit, severity=dg.AssetCheckSeverity.WARN,
+        passed=age <= limit, severity=dg.AssetCheckSeverity.WARN,
         description=f"the newest verified backup is {hours:.1f} hours old (limit {limit / 3600:.1f})",
         metadata={"age_hours": round(hours, 2), "limit_hours": round(limit / 3600, 1),
-                  "newest_car": dg.MetadataValue.text(f.newest_car)},
+                  "newest_car": dg.MetadataValue.text(newest)},
     )
 
 
@@ -57,8 +59,14 @@ def newest_backup_is_fresh(kubo: KuboResource, storage: StorageResource) -> dg.A
                                             "sensor's threshold.")
 def events_not_in_any_backup(kubo: KuboResource, storage: StorageResource) -> dg.AssetCheckResult:
     threshold = snapshot_threshold()
-    with kubo.client() as client:
-        f = freshness(client, storage.settings(kubo))
+    try:
+        with kubo.client() as client:
+            f = freshness(client, storage.settings(kubo))
+    except KuboUnreachable as exc:  # its own failed result, not an error of the run
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description=f"the node is unreachable, so the events in no backup cannot be counted: {exc}",
+            metadata={"threshold": threshold, "node": dg.MetadataValue.text(storage.settings(kubo).api_url)})
     return dg.AssetCheckResult(
         passed=f.events_pending < threshold, severity=dg.AssetCheckSeverity.WARN,
         description=f"{f.events_pending} events are in no backup yet (threshold {threshold})",

@@ -86,6 +86,17 @@ def stamped_ahead(backups_dir: Path, now: datetime | None = None, slack: float =
     return sorted(ahead)
 
 
+def backup_age(settings: Settings, *, now: datetime | None = None) -> tuple[str, float, int] | None:
+    """(newest CAR, its age in seconds, the events it holds), from the backups folder alone: an
+    outage of the node is when this number matters, so it never asks the node."""
+    found = newest_backup(settings.backups_dir)
+    if found is None:
+        return None
+    car, meta = found
+    made = datetime.strptime(meta["timestamp"], STAMP).replace(tzinfo=UTC)
+    return car.name, ((now or datetime.now(UTC)) - made).total_seconds(), int(meta.get("event_count") or 0)
+
+
 def freshness(client: KuboClient, settings: Settings, *, now: datetime | None = None) -> Freshness:
     now = now or datetime.now(UTC)
     pointer = read_pointer(client, settings.index_pointer_path)

@@ -51,3 +51,21 @@ def test_the_margin_follows_the_schedule():
     assert max_age("0 2 * * *") == 30 * 3600
     assert max_age("*/15 * * * *") == 15 * 60 + 3600
     assert isinstance(defs.resolve_job_def("freshness_job"), dg.JobDefinition)
+
+
+def test_with_the_node_down_each_check_says_what_it_can(fresh_kubo, tmp_path):
+    """The job used to fail and both checks error with KuboUnreachable, the age check included,
+    which reads only the backups folder."""
+    from arke_dr_pipeline.kubo.client import KuboClient
+    from arke_dr_pipeline_tests.conftest import make_settings
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=10, seed=5, image_fraction=0.0))
+    assert run_backup(settings).success
+    fresh_kubo.stop()
+    checks = _freshness(settings)  # the job succeeds
+    fresh, facts = checks["newest_backup_is_fresh"]
+    assert fresh and facts["age_hours"] < 1
+    pending, facts = checks["events_not_in_any_backup"]
+    assert not pending and facts["node"] == settings.api_url
