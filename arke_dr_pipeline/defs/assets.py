@@ -16,6 +16,7 @@ from ..dr.inventory import inventory_path
 from ..dr.loss import unacknowledged
 from ..dr.pointer import ArchiveError, require_pointer
 from ..dr.snapshot import build_snapshot
+from .failures import speaks_dagster
 from .resources import KuboResource, StorageResource
 
 GROUP = "backup"
@@ -32,8 +33,9 @@ def arke_asset(kinds: set[str], version: str, **kw):
     """The decorator every backup asset shares: one group, one pool, kinds, an owner,
     and a code version bumped when what the asset writes changes."""
     kw.setdefault("group_name", GROUP)
-    return dg.asset(pool=POOL, owners=OWNERS, kinds=kinds, code_version=version,
-                    tags={"domain": "disaster-recovery"}, **kw)
+    asset = dg.asset(pool=POOL, owners=OWNERS, kinds=kinds, code_version=version,
+                     tags={"domain": "disaster-recovery"}, **kw)
+    return lambda fn: asset(speaks_dagster(fn))
 
 
 def human_bytes(n: int | float) -> str:

@@ -67,8 +67,20 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
 @dg.run_failure_sensor(description="One alert line per failed run: backup, snapshot, restore, drill, freshness.")
 def dr_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
-    line = alert_line(run.job_name, run.run_id, context.failure_event.message or "")
+    line = alert_line(run.job_name, run.run_id, _first_failure(context) or context.failure_event.message or "")
     context.log.error(line)
     problem = send_alert(line, alerts.webhook_url)
     if problem:
         context.log.error(problem)
+
+
+def _first_failure(context: dg.RunFailureSensorContext) -> str | None:
+    """The failed step's own line (`dg.Failure`'s description, else its error), not the run's
+    "Steps failed: [...]"."""
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return f"{event.step_key}: {data.user_failure_data.description}"
+        if data.error is not None:
+            return f"{event.step_key}: {data.error.message.strip().splitlines()[0]}"
+    return None

@@ -18,6 +18,7 @@ from ..dr.paths import PathRefused, backup_path
 from ..dr.restore import Restore, RestoreRefused
 from ..errors import BadInput
 from .assets import POOL
+from .failures import speaks_dagster
 from .resources import KuboResource, OffsiteResource, RestoreLock, StorageResource
 
 IN_MEMORY = dg.Out(io_manager_key="restore_steps")
@@ -36,6 +37,7 @@ class RestoreConfig(dg.Config):
 
 
 @dg.op(out=IN_MEMORY, pool=POOL, description="Take the restore lock for the whole run; poll the node until it answers.")
+@speaks_dagster
 def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageResource,
                   restore_lock: RestoreLock) -> Restore:
     restore = Restore(settings=storage.settings(kubo), car_path=config.car_path,
@@ -48,6 +50,7 @@ def wait_for_node(config: RestoreConfig, kubo: KuboResource, storage: StorageRes
 
 @dg.op(out=IN_MEMORY, pool=POOL, description="Download an s3:// CAR into the backups folder; refuse paths outside "
                                              "it; verify the CAR offline.")
+@speaks_dagster
 def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: StorageResource,
                   offsite: OffsiteResource) -> Restore:
     try:
@@ -64,6 +67,7 @@ def verify_backup(context: dg.OpExecutionContext, restore: Restore, storage: Sto
 
 
 @dg.op(out=IN_MEMORY, pool=POOL, description="Refuse to overwrite a different archive unless forced; import the CAR.")
+@speaks_dagster
 def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         try:
@@ -75,6 +79,7 @@ def import_backup(restore: Restore, kubo: KuboResource) -> Restore:
 
 
 @dg.op(out=IN_MEMORY, pool=POOL, description="Install every tip file in one tree swap.")
+@speaks_dagster
 def rebuild_tips(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.rebuild_tips(client)
@@ -82,6 +87,7 @@ def rebuild_tips(restore: Restore, kubo: KuboResource) -> Restore:
 
 
 @dg.op(out=IN_MEMORY, pool=POOL, description="Write the index pointer, last.")
+@speaks_dagster
 def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
     with kubo.client() as client:
         restore.write_pointer(client)
@@ -89,6 +95,7 @@ def restore_pointer(restore: Restore, kubo: KuboResource) -> Restore:
 
 
 @dg.op(pool=POOL, description="Every tip equals its entry; the pointer reads back.")
+@speaks_dagster
 def verify_restore(context: dg.OpExecutionContext, restore: Restore, kubo: KuboResource,
                    storage: StorageResource) -> dg.Output[dict]:
     with kubo.client() as client:

@@ -242,3 +242,22 @@ def test_a_lost_block_fails_its_check_and_alerts_and_the_car_stands(fresh_kubo, 
     car = result.asset_materializations_for_node("car_file")[0].metadata
     assert car["lost_blocks"].value == 1 and car["lost_unacknowledged"].value == 1
     assert Path(car["path"].value).is_file()
+
+
+def test_a_failed_step_says_our_line_first_with_its_facts(tmp_path):
+    """It used to show `DagsterExecutionStepExecutionError` first and the useful line second."""
+    from dataclasses import replace as _replace
+
+    from arke_dr_pipeline_tests.conftest import make_settings
+    from arke_dr_pipeline_tests.defs.instance import free_port
+
+    settings = make_settings(f"http://127.0.0.1:{free_port()}/api/v0", tmp_path)
+    result = run_backup(_replace(settings))
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = failure.step_failure_data
+    assert data.error.cls_name == "Failure"
+    description = data.user_failure_data.description
+    assert description.startswith("files/stat /arke/index-pointer: node at ") and "unreachable" in description
+    meta = {k: v.value for k, v in data.user_failure_data.metadata.items()}
+    assert meta["node"] == settings.api_url and meta["error"] == "KuboUnreachable" and meta["call"] == "files/stat"
