@@ -36,6 +36,7 @@ ui: setup
 	mkdir -p .arke/dagster_home && cp dagster.yaml .arke/dagster_home/dagster.yaml
 	# the pool exists before the daemon's first pass, or two runs queued at once both start
 	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home $(BIN)/dagster instance concurrency set arke_dr 1 >/dev/null
+	@$(BIN)/python -c 'from arke_dr_pipeline.defs.automation import automations_line; print(automations_line())'
 	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home IPFS_API_URL=http://127.0.0.1:$${ARKE_NODE_PORT:-5101}/api/v0 \
 	  BACKUPS_DIR=$(CURDIR)/.arke/backups SNAPSHOTS_DIR=$(CURDIR)/.arke/snapshots \
 	  VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \

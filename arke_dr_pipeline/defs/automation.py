@@ -27,10 +27,27 @@ def backup_cron() -> str:
     return os.environ.get("ARKE_BACKUP_CRON", "0 2 * * *")
 
 
+def automations_on() -> bool:
+    """`ARKE_AUTOMATIONS=on` (the compose stack's default): the backup schedule, the snapshot sensor and
+    the drill start running. Off (`make ui`'s default), they start stopped, so trying the UI on a
+    laptop never backs anything up by itself; the failure alert runs either way."""
+    return os.environ.get("ARKE_AUTOMATIONS", "off").strip().lower() in ("on", "1", "true", "yes")
+
+
+def schedule_status() -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if automations_on() else dg.DefaultScheduleStatus.STOPPED
+
+
+def sensor_status() -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if automations_on() else dg.DefaultSensorStatus.STOPPED
+
+
 daily_backup = dg.ScheduleDefinition(
     name="daily_backup", job=backup_job,
     cron_schedule=backup_cron(), execution_timezone="UTC",
-    tags={"arke/trigger": "schedule"},
+    tags={"arke/trigger": "schedule"}, default_status=schedule_status(),
+    description="The daily backup: snapshot, inventory, pin, CAR (a delta when it can be), offsite, prune "
+                "(ARKE_BACKUP_CRON, UTC; running by default when ARKE_AUTOMATIONS=on).",
 )
 
 
@@ -38,7 +55,7 @@ def snapshot_threshold() -> int:
     return int(os.environ.get("ARKE_SNAPSHOT_THRESHOLD", "1000"))
 
 
-@dg.sensor(job=snapshot_job, minimum_interval_seconds=60,
+@dg.sensor(job=snapshot_job, minimum_interval_seconds=60, default_status=sensor_status(),
            description="A snapshot when enough events have arrived since the latest one.")
 def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
                     storage: StorageResource) -> dg.SensorResult | dg.SkipReason:
@@ -64,7 +81,8 @@ def snapshot_sensor(context: dg.SensorEvaluationContext, kubo: KuboResource,
     )
 
 
-@dg.run_failure_sensor(description="One alert line per failed run: backup, snapshot, restore, drill, freshness.")
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="One alert line per failed run: backup, snapshot, restore, drill, freshness.")
 def dr_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
     line = alert_line(run.job_name, run.run_id, _first_failure(context) or context.failure_event.message or "")
@@ -84,3 +102,11 @@ def _first_failure(context: dg.RunFailureSensorContext) -> str | None:
         if data.error is not None:
             return f"{event.step_key}: {data.error.message.strip().splitlines()[0]}"
     return None
+
+
+def automations_line() -> str:
+    """What `make ui` prints at start: which automations run, and how to change that."""
+    if automations_on():
+        return "automations on: daily_backup, weekly_drill, snapshot_sensor, dr_failure_alert, hourly_freshness"
+    return ("automations off: daily_backup, weekly_drill and snapshot_sensor start stopped (dr_failure_alert and "
+            "hourly_freshness run); turn them on in the UI, or start with ARKE_AUTOMATIONS=on")

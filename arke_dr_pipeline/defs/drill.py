@@ -9,7 +9,7 @@ import dagster as dg
 
 from ..dr.drill import drill
 from .assets import arke_asset, car_file, human_bytes
-from .automation import backup_job
+from .automation import backup_job, schedule_status
 from .resources import KuboResource, OffsiteResource, StorageResource
 
 
@@ -56,7 +56,9 @@ drill_job = dg.define_asset_job(
 )
 weekly_drill = dg.ScheduleDefinition(
     name="weekly_drill", job=drill_job, cron_schedule=os.environ.get("ARKE_DRILL_CRON", "0 4 * * 0"),
-    execution_timezone="UTC", tags={"arke/trigger": "schedule"},
+    execution_timezone="UTC", tags={"arke/trigger": "schedule"}, default_status=schedule_status(),
+    description="The weekly restore drill: the newest backup restored onto a scratch node and compared "
+                "(ARKE_DRILL_CRON, UTC; running by default when ARKE_AUTOMATIONS=on).",
 )
 
 

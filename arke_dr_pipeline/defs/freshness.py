@@ -80,5 +80,7 @@ freshness_job = dg.define_asset_job(
     "freshness_job", selection=dg.AssetSelection.checks(*freshness_checks), executor_def=dg.in_process_executor,
     description="Evaluate the freshness checks on car_file: backup age and events in no backup.",
 )
-hourly_freshness = dg.ScheduleDefinition(name="hourly_freshness", job=freshness_job, cron_schedule="17 * * * *",
-                                         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+hourly_freshness = dg.ScheduleDefinition(
+    name="hourly_freshness", job=freshness_job, cron_schedule="17 * * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="The freshness checks every hour, backups or not: they read, never write.")

@@ -261,3 +261,22 @@ def test_a_failed_step_says_our_line_first_with_its_facts(tmp_path):
     assert description.startswith("files/stat /arke/index-pointer: node at ") and "unreachable" in description
     meta = {k: v.value for k, v in data.user_failure_data.metadata.items()}
     assert meta["node"] == settings.api_url and meta["error"] == "KuboUnreachable" and meta["call"] == "files/stat"
+
+
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_automations_run_by_default_in_the_deployed_stack_and_not_in_make_ui(switch):
+    """They all used to start stopped: a user who brought up the stack had no backups and no alerts."""
+    code = ("import json; from arke_dr_pipeline.defs import defs\n"
+            "repo = defs.get_repository_def()\n"
+            "print(json.dumps({**{s.name: s.default_status.value for s in repo.schedule_defs},\n"
+            "                  **{s.name: s.default_status.value for s in repo.sensor_defs}}))")
+    env = {**os.environ, "ARKE_AUTOMATIONS": switch}
+    status = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                       check=True).stdout)
+    on = "RUNNING" if switch == "on" else "STOPPED"
+    assert status == {"daily_backup": on, "weekly_drill": on, "snapshot_sensor": on, "dr_failure_alert": "RUNNING",
+                      "hourly_freshness": "RUNNING", "drill_after_backup": "STOPPED"}
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "ARKE_AUTOMATIONS: ${ARKE_AUTOMATIONS:-on}" in compose
+    repo = defs.get_repository_def()
+    assert all(s.description for s in repo.schedule_defs)
