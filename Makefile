@@ -33,7 +33,7 @@ test-slow: setup test-tools
 
 ui: setup
 	scripts/kubo-node start
-	mkdir -p .arke/dagster_home && cp dagster.yaml .arke/dagster_home/dagster.yaml
+	mkdir -p .arke/dagster_home && cp deploy/dagster.local.yaml .arke/dagster_home/dagster.yaml
 	# the pool exists before the daemon's first pass, or two runs queued at once both start
 	DAGSTER_HOME=$(CURDIR)/.arke/dagster_home $(BIN)/dagster instance concurrency set arke_dr 1 >/dev/null
 	@$(BIN)/python -c 'from arke_dr_pipeline.defs.automation import automations_line; print(automations_line())'

@@ -71,7 +71,7 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch, name):
 
 
 def test_embedded_instance_runs_one_archive_run_at_a_time_and_watches_its_runs(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         pools = instance.get_concurrency_config().pool_config

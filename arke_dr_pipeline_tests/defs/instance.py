@@ -45,7 +45,7 @@ class Instance:
         self.port = free_port()
         self.procs: list[subprocess.Popen] = []
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
 
     @property
     def url(self) -> str:

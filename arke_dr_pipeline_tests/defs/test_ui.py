@@ -83,7 +83,9 @@ def test_materialize_all_clicked_during_a_backup_job_waits_and_both_succeed(ui, 
     runs = inst.wait([backup, clicked], timeout=300)
     assert runs[backup]["status"] == runs[clicked]["status"] == "SUCCESS", runs
     assert runs[backup]["end"] <= runs[clicked]["start"]
-    assert len(list(settings.backups_dir.glob("arke-*.car"))) == 2
+    assert len(list(settings.backups_dir.glob("arke-*.car"))) == 1  # the second found nothing new
+    engine = inst.engine_messages(clicked)
+    assert any(m.startswith("Executing steps in process") for m in engine), engine  # the in-process executor
 
     shots = Path(os.environ["ARKE_SCREENSHOTS"]) if os.environ.get("ARKE_SCREENSHOTS") else tmp_path
     inst.launch("freshness_job")
@@ -108,3 +110,18 @@ def test_materialize_all_clicked_during_a_backup_job_waits_and_both_succeed(ui, 
         driver.find_element(By.XPATH, "//*[contains(text(), 'car_path')]")
     except NoSuchElementException:
         raise AssertionError("the restore Launchpad does not show car_path") from None
+
+    fresh_kubo.stop()  # an outage: the freshness checks still say what they can; a failed step says its line
+    failed = inst.launch("backup_job")
+    checked = inst.launch("freshness_job")
+    runs = inst.wait([failed, checked], timeout=300)
+    assert runs[failed]["status"] == "FAILURE" and runs[checked]["status"] == "SUCCESS", runs
+    driver.get(f"{inst.url}/runs/{failed}")
+    _dismiss_welcome(driver)
+    deadline = time.monotonic() + 60
+    while "files/stat /arke" not in driver.find_element(By.TAG_NAME, "body").text:
+        assert time.monotonic() < deadline, "the failed run's page never shows the step's line"
+        time.sleep(1)
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert "unreachable" in body and "DagsterExecutionStepExecutionError" not in body
+
