@@ -22,6 +22,7 @@ from pathlib import Path
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import cid_str, parse_cid
 from .dagcheck import ROLES, BackupInvalid, DagCheck
+from .inventory import inventory_rows
 from .report import BackupReport
 from .verify import read_sidecar
 
@@ -80,17 +81,16 @@ def _merge(base_rows: Path, inventory: Path, outside: dict[str, bytes]) -> tuple
     added: set[str] = set()
     try:
         with open(base_rows) as old, open(inventory) as new:
-            a = _row(old)
-            for line in new:
-                if not line.strip():
-                    continue
+            old_rows = inventory_rows(old, str(base_rows))
+            a = _row(old_rows)
+            for line in inventory_rows(new, str(inventory)):
                 b = line.split("\t", 1)[0]
                 if a is not None and a[0] < b:
                     raise NotAnExtension(a[0], f"in {base_rows.name} but not in {inventory.name}")
                 if a is not None and a[0] == b:
                     if b in outside:
                         roles[b] = a[1]
-                    a = _row(old)
+                    a = _row(old_rows)
                 else:
                     added.add(b)
             if a is not None:
@@ -104,11 +104,10 @@ def _merge(base_rows: Path, inventory: Path, outside: dict[str, bytes]) -> tuple
     return roles, added
 
 
-def _row(fh) -> tuple[str, str] | None:
-    for line in fh:
-        if line.strip():
-            cid, role, _ = line.split("\t", 2)
-            return cid, role
+def _row(rows) -> tuple[str, str] | None:
+    for line in rows:
+        cid, role, _ = line.split("\t", 2)
+        return cid, role
     return None
 
 

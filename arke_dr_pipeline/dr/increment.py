@@ -29,8 +29,16 @@ from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .delta import check_extends
+from .fileformat import INVENTORY_HEADER
 from .files import atomic_file, atomic_write_json
-from .inventory import InventoryResult, _diff, _drop_stale_staging, _previous_inventory, inventory_path
+from .inventory import (
+    InventoryResult,
+    _diff,
+    _drop_stale_staging,
+    _previous_inventory,
+    inventory_path,
+    inventory_rows,
+)
 from .loss import write_loss
 from .paths import staging_delta_path
 from .spill import CidSet, SpillFile
@@ -55,7 +63,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     base_rows = base_inventory(base)
     known = CidSet(SpillFile())  # the base's blocks, then also the new ones the walk reads
     with open(base_rows) as fh:
-        known.update(parse_cid(line.split("\t", 1)[0]) for line in fh if line.strip())
+        known.update(parse_cid(line.split("\t", 1)[0]) for line in inventory_rows(fh, str(base_rows)))
     check = DagCheck([root])
     rows: list[str] = []
     _drop_stale_staging(settings)
@@ -86,7 +94,8 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         write_loss(path, lost)
         with atomic_file(path) as out, open(base_rows) as old:
             count = 0
-            for row in heapq.merge((r.rstrip("\n") for r in old if r.strip()), rows):
+            out.write(INVENTORY_HEADER.encode() + b"\n")
+            for row in heapq.merge(inventory_rows(old, str(base_rows)), rows):
                 _cid, role, codec, size = row.split("\t")
                 roles[role] += 1
                 sizes[role] += int(size)

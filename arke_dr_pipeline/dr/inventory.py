@@ -19,6 +19,7 @@ from ..ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import DagCheck
+from .fileformat import INVENTORY_HEADER, inventory_line
 from .files import atomic_file
 from .loss import write_loss
 from .paths import staging_car_path
@@ -108,6 +109,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     try:
         write_loss(path, report.lost)  # before the inventory: the export reads both
         with atomic_file(path) as fh:
+            fh.write(INVENTORY_HEADER.encode() + b"\n")
             for row in rows:
                 fh.write(row.encode() + b"\n")
     except BaseException:
@@ -155,5 +157,12 @@ def _diff(prev: Path | None, path: Path) -> tuple[int, int]:
 def inventory_cids(path: str | os.PathLike) -> Iterator[str]:
     with open(path) as fh:
         for line in fh:
-            if line.strip():
+            if inventory_line(line, str(path)):
                 yield line.split("\t", 1)[0]
+
+
+def inventory_rows(fh, where: str) -> Iterator[str]:
+    """The rows of an open inventory, without its header, checked (dr/fileformat.py)."""
+    for line in fh:
+        if inventory_line(line, where):
+            yield line.rstrip("\n")

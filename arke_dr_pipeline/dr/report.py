@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .fileformat import FORMAT
+
 SIDECAR_FIELDS = ("size", "sha256", "block_count", "blocks_by_role", "bytes_by_role",
                   "blocks_by_codec", "entity_count", "event_count", "event_cid")
 
@@ -47,7 +49,7 @@ class BackupReport:
 
     def to_sidecar(self, **extra) -> dict:
         """The sidecar written beside the CAR: the snapshot, then the checked facts."""
-        return {"snapshot_cid": self.snapshot_cid, "seq": self.seq,
+        return {"format": FORMAT, "snapshot_cid": self.snapshot_cid, "seq": self.seq,
                 **{k: getattr(self, k) for k in SIDECAR_FIELDS},
                 **({"lost": self.lost} if self.lost else {}), **extra}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..ipld.car import CarError, CarReader
 from ..ipld.cid import CIDError, cid_str, parse_cid
 from .dagcheck import BackupInvalid, DagCheck
+from .fileformat import NewerFormat, check_format
 from .progress import progress
 from .report import BackupReport
 
@@ -33,6 +34,10 @@ def read_sidecar(car: Path) -> dict | None:
         raise BackupInvalid(None, f"sidecar {path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(sidecar, dict):
         raise BackupInvalid(None, f"sidecar {path} is not a JSON object")
+    try:
+        check_format(sidecar.get("format"), f"sidecar {path}")
+    except NewerFormat as exc:
+        raise BackupInvalid(None, str(exc)) from None
     return sidecar
 
 

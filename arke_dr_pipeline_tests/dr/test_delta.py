@@ -53,7 +53,13 @@ def delta(client, settings, tmp_path, request):
 
 
 def _rows(path):
-    return path.read_text().splitlines(keepends=True)
+    """The rows, without the header line (`#arke-dr inventory format 1 ...`)."""
+    header, *rows = path.read_text().splitlines(keepends=True)
+    assert header.startswith("#arke-dr inventory format 1")
+    return rows
+
+
+HEADER = "#arke-dr inventory format 1\tcid\trole\tcodec\tsize\n"
 
 
 def test_a_sound_delta_reports_the_chain_it_completes(delta):
@@ -71,7 +77,7 @@ def test_a_link_to_a_block_the_base_does_not_hold_is_refused(delta):
     base_rows = base.parent / read_sidecar(base)["inventory"]
     rows = _rows(base_rows)
     gone = next(r for r in rows if parse_cid(r.split("\t")[0]) in linked)
-    base_rows.write_text("".join(r for r in rows if r != gone))
+    base_rows.write_text(HEADER + "".join(r for r in rows if r != gone))
     with pytest.raises(BackupInvalid, match=f"neither in the delta nor in {base_rows.name}"):
         verify_delta(car, base, _inventory, snapshot_cid=snapshot)
 
@@ -87,7 +93,7 @@ def test_an_inventory_that_is_not_base_plus_delta_is_refused(delta):
     car, base, inventory, snapshot = delta
     with open(car, "rb") as fh:
         ours = next(iter(CarReader(fh))).cid
-    inventory.write_text("".join(r for r in _rows(inventory) if parse_cid(r.split("\t")[0]) != ours))
+    inventory.write_text(HEADER + "".join(r for r in _rows(inventory) if parse_cid(r.split("\t")[0]) != ours))
     with pytest.raises(BackupInvalid, match="is not .* plus the blocks of"):
         verify_delta(car, base, inventory, snapshot_cid=snapshot)
 

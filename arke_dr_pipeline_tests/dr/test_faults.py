@@ -103,7 +103,8 @@ def test_a_staged_car_that_is_not_the_inventorys_is_not_used(client, settings):
     pin_set(client, snap.snapshot_cid, inv.path)
     staged = settings.backups_dir / ".arke-1.staging.car"
     lines = open(inv.path).read().splitlines()
-    open(inv.path, "w").write("\n".join(lines[1:]) + "\n")  # the inventory lost a block
+    assert lines[0].startswith("#arke-dr inventory format 1")
+    open(inv.path, "w").write("\n".join(lines[:1] + lines[2:]) + "\n")  # the inventory lost a block
     with pytest.raises(BackupInvalid, match="not the inventory's"):
         export_car(client, settings, inventory=inv.path)
     assert not staged.exists() and not list(settings.backups_dir.glob("*.car"))
@@ -187,7 +188,7 @@ def test_a_lost_image_chunk_is_named_with_the_image_that_links_it(fresh_kubo, tm
         generate(client, settings, GenSpec(entities=400, seed=31, image_fraction=0.05, shape="api"))
         build_snapshot(client, settings)
         inventory = build_inventory(client, settings)
-        rows = [line.split("\t") for line in Path(inventory.path).read_text().splitlines()]
+        rows = [line.split("\t") for line in Path(inventory.path).read_text().splitlines()[1:]]
         victim = next(cid for cid, kind, codec, size in rows if codec == "raw" and int(size) >= 100_000)
         for cid in client.pin_ls():
             client.request("pin/rm", cid)

@@ -28,7 +28,9 @@ from arke_dr_pipeline_tests.helpers import logical_dump
 
 
 def _rows(inventory: str) -> list[list[str]]:
-    return [line.split("\t") for line in Path(inventory).read_text().splitlines()]
+    header, *rows = Path(inventory).read_text().splitlines()
+    assert header.startswith("#arke-dr inventory format 1\t")
+    return [line.split("\t") for line in rows]
 
 
 def _lose(client, cid: str) -> None:
