@@ -23,17 +23,30 @@ def _fail(msg: str, code: int = 1):
     sys.exit(code)
 
 
+# Exit codes by class, for scripts (README: "Exit codes"): 1 any other failure, 2 bad input,
+# 3 another operation holds the archive, 4 node unreachable, 5 backup invalid, 6 restore
+# refused, 7 offsite error, 8 backup made without blocks the node lost, 130 interrupted.
+EXIT_CODES = (("BadInput", 2), ("PathRefused", 2), ("LockBusy", 3), ("KuboUnreachable", 4),
+              ("BackupInvalid", 5), ("NewerFormat", 5), ("RestoreRefused", 6), ("OffsiteError", 7),
+              ("LossRefused", 2))
+
+
+def exit_code(exc: BaseException) -> int:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return next((code for name, code in EXIT_CODES if name in names), 1)
+
+
 def operation(fn):
-    """One clear line and a non-zero exit for every failure we know of."""
+    """One clear line and a non-zero exit, by class, for every failure we know of."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except BackupInvalid as exc:
-            _fail(f"backup invalid: {exc}")
+            _fail(f"backup invalid: {exc}", exit_code(exc))
         except ArkeDrError as exc:
-            _fail(str(exc))
+            _fail(str(exc), exit_code(exc))
         except OSError as exc:  # a local file: disk full, permissions; the path is in the message
             _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         except KeyboardInterrupt:
@@ -236,7 +249,7 @@ def acknowledge_loss_cmd(obj: Ctx, cids, note):
     newest = newest_backup(obj.settings.backups_dir)
     lost = newest[1].get("lost", []) if newest else []
     if not lost:
-        _fail("the newest backup names no lost block; nothing to acknowledge")
+        _fail("the newest backup names no lost block; nothing to acknowledge", 2)
     done = acknowledge(obj.settings.snapshots_dir, lost, cids, note)
     click.echo(f"acknowledged {len(done)} lost block(s) in {obj.settings.snapshots_dir / 'acknowledged-loss.json'}")
 
@@ -287,7 +300,7 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
     from .dr.restore import restore as do_restore
 
     if not seconds_ok(wait_timeout):
-        _fail("--wait-timeout must be a positive number of seconds")
+        _fail("--wait-timeout must be a positive number of seconds", 2)
     from .dr.fetch import discard, fetch, is_staged, promote
 
     if car.startswith("s3://"):
@@ -432,7 +445,7 @@ def _target(obj: Ctx, url: str | None):
 
     url = url or obj.settings.offsite_url
     if not url:
-        _fail("no offsite URL: pass s3://BUCKET/PREFIX or set ARKE_OFFSITE_URL")
+        _fail("no offsite URL: pass s3://BUCKET/PREFIX or set ARKE_OFFSITE_URL", 2)
     return OffsiteTarget.parse(url)
 
 

@@ -76,3 +76,27 @@ def test_gen_test_data_and_simulate_writes_grow_an_api_shaped_archive(kubo, tmp_
     assert snap.returncode == 0 and "30 new events" in snap.stderr
     bad = arke_dr("--api", kubo.api_url, "simulate-writes", "--events", "0", env=env)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_exit_codes_follow_the_readmes_table():
+    """Each class of failure has its code, and the README's table says the same."""
+    import re
+    from pathlib import Path
+
+    from arke_dr_pipeline.cli import exit_code
+    from arke_dr_pipeline.dr.dagcheck import BackupInvalid
+    from arke_dr_pipeline.dr.fileformat import NewerFormat
+    from arke_dr_pipeline.dr.lock import LockBusy
+    from arke_dr_pipeline.dr.offsite import OffsiteError
+    from arke_dr_pipeline.dr.restore import RestoreRefused
+    from arke_dr_pipeline.errors import ArkeDrError, BadInput
+    from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
+
+    assert [exit_code(e) for e in (BadInput("x"), LockBusy("x"), KuboUnreachable("id", None, "x"),
+                                   BackupInvalid(None, "x"), NewerFormat("x"), RestoreRefused("x"),
+                                   OffsiteError("x"), KuboError("id", None, "x"), ArkeDrError("x"))] == \
+        [2, 3, 4, 5, 5, 6, 7, 1, 1]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme.split("### Exit codes", 1)[1], re.M))
+    assert set(table) == {"0", "1", "2", "3", "4", "5", "6", "7", "8", "130"}
+    assert "unreachable" in table["4"] and "backup invalid" in table["5"] and "offsite" in table["7"]

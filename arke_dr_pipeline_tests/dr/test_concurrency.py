@@ -65,7 +65,7 @@ def test_cli_build_during_a_dagster_snapshot_run(client, settings, monkeypatch):
     try:
         assert inside.wait(60)
         refused = cli(settings, "build-snapshot")
-        assert refused.returncode == 1 and "already running" in refused.stderr
+        assert refused.returncode == 3 and "already running" in refused.stderr
         assert refused.stderr.count("\n") == 1
         waiting = subprocess.Popen(
             [sys.executable, "-m", "arke_dr_pipeline.cli", "--api", settings.api_url, "build-snapshot", "--wait"],
@@ -101,7 +101,7 @@ def test_two_restores_at_once(client, settings, monkeypatch):
         with pytest.raises(LockBusy, match="a restore, snapshot build or backup is using this archive"):
             restore(client, settings, car)
         second = cli(settings, "restore", car)
-        assert second.returncode == 1 and "is using this archive" in second.stderr
+        assert second.returncode == 3 and "is using this archive" in second.stderr
     finally:
         release.set()
         thread.join(120)

@@ -133,7 +133,7 @@ def test_paused_node_fails_every_operation_with_a_clear_error(fresh_kubo, tmp_pa
                 assert str(err.value).count("\n") == 0, name
         out = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "--api", fresh_kubo.api_url,
                               "--timeout", "1", "doctor"], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 1 and out.stderr.count("\n") == 1 and "timed out" in out.stderr
+        assert out.returncode == 4 and out.stderr.count("\n") == 1 and "timed out" in out.stderr
     finally:
         fresh_kubo.resume()
     assert not [p for p in settings.backups_dir.iterdir() if p.name.endswith(".partial")]

@@ -88,7 +88,7 @@ def test_a_dagster_restore_and_a_cli_restore_never_interleave(client, settings, 
                "BACKUPS_DIR": str(settings.backups_dir), "INDEX_POINTER_PATH": settings.index_pointer_path}
         out = subprocess.run([sys.executable, "-m", "arke_dr_pipeline.cli", "restore", str(car), "--force"],
                              capture_output=True, text=True, env=env, timeout=120)
-        assert out.returncode == 1 and "is using this archive" in out.stderr, out.stderr
+        assert out.returncode == 3 and "is using this archive" in out.stderr, out.stderr
     finally:
         release.set()
         thread.join(120)

@@ -125,7 +125,7 @@ def test_cli_exits_8_until_the_loss_is_acknowledged(fresh_kubo, tmp_path):
     assert Path(first.stdout.strip()).is_file()  # the backup stands
 
     refused = arke_dr("acknowledge-loss", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", env=env)
-    assert refused.returncode == 1 and "not named lost" in refused.stderr
+    assert refused.returncode == 2 and "not named lost" in refused.stderr
     assert not (settings.snapshots_dir / "acknowledged-loss.json").exists()
 
     again = arke_dr("export-car", env=env)

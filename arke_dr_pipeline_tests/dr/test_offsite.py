@@ -165,7 +165,7 @@ def test_a_failed_restore_from_s3_leaves_nothing_listed(fresh_kubo, s3, bucket, 
     env = {**s3.env(), "IPFS_API_URL": fresh_kubo.api_url, "BACKUPS_DIR": str(elsewhere.backups_dir),
            "SNAPSHOTS_DIR": str(elsewhere.snapshots_dir), "ARKE_PROGRESS": "0"}
     out = cli(env, "restore", target.url(local_backup.name))
-    assert out.returncode == 1 and "do not hash to their CID" in out.stderr, out.stderr
+    assert out.returncode == 5 and "do not hash to their CID" in out.stderr, out.stderr
     assert list(listed_backups(elsewhere.backups_dir)) == []
     assert [p.name for p in elsewhere.backups_dir.iterdir()] == []
     with KuboClient(fresh_kubo.api_url) as node:
@@ -274,10 +274,10 @@ def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, buck
     assert local_backup.read_bytes() == before
     env = {**s3.env(), "AWS_SECRET_ACCESS_KEY": "wrong-secret-value", "ARKE_PROGRESS": "0"}
     out = cli(env, "offsite", "upload", str(local_backup), "--to", f"s3://{bucket}/x")
-    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "refused the credentials" in out.stderr
+    assert out.returncode == 7 and out.stderr.count("\n") == 1 and "refused the credentials" in out.stderr
     assert "wrong-secret-value" not in out.stderr + out.stdout
     out = cli(s3.env(), "restore", f"s3://{bucket}/nothing-here.car")
-    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.returncode == 7 and out.stderr.count("\n") == 1, out.stderr
 
 
 def test_server_killed_mid_upload_leaves_no_object_and_the_next_run_uploads(tmp_path, client, settings,

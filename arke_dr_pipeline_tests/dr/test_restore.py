@@ -187,7 +187,7 @@ def test_every_bad_input_leaves_the_node_untouched(kubo, client, settings, tmp_p
         path = tmp_path / f"{name}.car"
         path.write_bytes(content)
         out = _cli(kubo.api_url, str(path), "--force")
-        assert out.returncode == 1, name
+        assert out.returncode == 5, name  # backup invalid
         assert out.stderr.startswith("arke-dr: error: backup invalid: ") and out.stderr.count("\n") == 1, out.stderr
         assert client.files_stat("/")["Hash"] == before, name
     assert client.pin_ls() == pins
