@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -18,9 +19,44 @@ from .kubo.client import KuboClient, normalize_api
 from .kubo.errors import KuboError
 
 
-def _fail(msg: str, code: int = 1):
-    click.echo(f"arke-dr: error: {' '.join(str(msg).split())}", err=True)
+def _json_mode() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and getattr(ctx.find_root().obj, "json", False))
+
+
+def _fields(exc: BaseException | None) -> dict:
+    """The facts an error names, as keys: scripts and Dagster read them without parsing the line."""
+    out: dict = {}
+    for attr, key in (("cid", "cid"), ("problem", "problem"), ("call", "call"), ("arg", "arg")):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str | int):
+            out[key] = value
+    if isinstance(exc, OSError) and exc.filename:
+        out["file"] = str(exc.filename)
+    return out
+
+
+def _fail(msg: str, code: int = 1, exc: BaseException | None = None):
+    """The one error line on stderr; with --json, also the error as the one document on stdout
+    (unless the command already wrote its result, as `export-car` does before exit 8)."""
+    line = " ".join(str(msg).split())
+    ctx = click.get_current_context(silent=True)
+    if _json_mode() and not getattr(ctx.find_root().obj, "emitted", False):
+        _out({"error": {"class": type(exc).__name__ if exc else "Error", "message": line, "exit": code,
+                        **_fields(exc)}})
+    click.echo(f"arke-dr: error: {line}", err=True)
     sys.exit(code)
+
+
+def _emit(doc: dict, text: str | None = None) -> None:
+    """A command's result: the JSON document with --json, else its text (the document when it has none)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().obj is not None:
+        ctx.find_root().obj.emitted = True
+    if _json_mode() or text is None:
+        _out(doc)
+    elif text:
+        click.echo(text)
 
 
 # Exit codes by class, for scripts (README: "Exit codes"): 1 any other failure, 2 bad input,
@@ -44,11 +80,11 @@ def operation(fn):
         try:
             return fn(*args, **kwargs)
         except BackupInvalid as exc:
-            _fail(f"backup invalid: {exc}", exit_code(exc))
+            _fail(f"backup invalid: {exc}", exit_code(exc), exc)
         except ArkeDrError as exc:
-            _fail(str(exc), exit_code(exc))
+            _fail(str(exc), exit_code(exc), exc)
         except OSError as exc:  # a local file: disk full, permissions; the path is in the message
-            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1, exc)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -67,7 +103,9 @@ def _out(obj) -> None:
 class Ctx:
     """The environment's settings (read once), overridden by the global options."""
 
-    def __init__(self, api: str | None, timeout: float | None, transport: str | None):
+    def __init__(self, api: str | None, timeout: float | None, transport: str | None, as_json: bool = False):
+        self.json = as_json
+        self.emitted = False
         env = Settings.from_env()
         self.settings = replace(env, api_url=api or env.api_url, timeout=env.timeout if timeout is None else timeout,
                                 transport=transport or env.transport)
@@ -90,15 +128,18 @@ class Ctx:
               show_default="ARKE_RPC_TIMEOUT, 30", help="Seconds per RPC call.")
 @click.option("--transport", type=click.Choice(["http", "docker"]), default=None, show_default="ARKE_TRANSPORT, http",
               help="How CARs reach the node: HTTP, or `ipfs` inside CONTAINER_NAME via docker exec.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON document on stdout: the result, or {\"error\": {class, message, exit, ...}}.")
 @click.pass_context
-def main(ctx, api: str | None, timeout: float | None, transport: str | None):
+def main(ctx, api: str | None, timeout: float | None, transport: str | None, as_json: bool):
     """Disaster recovery for the Arke IPFS archive."""
+    ctx.obj = type("Early", (), {"json": as_json, "emitted": False})()
     if timeout is not None and not seconds_ok(timeout):
         _fail("--timeout must be a positive number of seconds", 2)
     try:
-        ctx.obj = Ctx(api, timeout, transport)
+        ctx.obj = Ctx(api, timeout, transport, as_json)
     except ArkeDrError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc), 2, exc)
 
 
 @main.command()
@@ -111,9 +152,10 @@ def doctor(obj: Ctx):
         version = client.version()
         if "Version" not in version or "ID" not in ident:
             raise KuboError("version", None, f"the server at {obj.settings.api_url} is not Kubo")
-    click.echo(f"node {ident['ID']}")
-    click.echo(f"kubo {version['Version']} ({version.get('System', '?')}, {version.get('Golang', '?')})")
-    click.echo(f"api  {obj.settings.api_url}")
+    _emit({"node": ident["ID"], "kubo": version["Version"], "system": version.get("System"),
+           "golang": version.get("Golang"), "api": obj.settings.api_url},
+          f"node {ident['ID']}\nkubo {version['Version']} ({version.get('System', '?')}, {version.get('Golang', '?')})"
+          f"\napi  {obj.settings.api_url}")
 
 
 @main.command()
@@ -129,10 +171,10 @@ def status(obj: Ctx):
         tips = iter_tips(client, obj.settings.index_root) if pointer else None
         tip_files = sum(1 for _ in tips or ())
     if pointer is None:
-        _out({"archive": False})
+        _emit({"archive": False})
         return
     fields = ("event_head", "event_count", "total_count", "latest_snapshot_cid", "snapshot_seq")
-    _out({"archive": True, **{k: pointer.raw.get(k) for k in fields}, "tip_files": tip_files})
+    _emit({"archive": True, **{k: pointer.raw.get(k) for k in fields}, "tip_files": tip_files})
 
 
 @main.command("gen-test-data")
@@ -158,7 +200,7 @@ def gen_test_data(obj: Ctx, entities, events, seed, image_fraction, image_size, 
             spec = GenSpec(entities=entities, events=events, seed=seed, image_fraction=image_fraction,
                            image_min=image_size[0], image_max=image_size[1], shape=shape)
             result = generate(client, obj.settings, spec)
-    _out({**result.summary(), "shape": shape})
+    _emit({**result.summary(), "shape": shape})
 
 
 @main.command("simulate-writes")
@@ -178,7 +220,7 @@ def simulate_writes(obj: Ctx, events, rate, update_share, shape, seed):
     with obj.client() as client:
         writer = ArchiveWriter(client, obj.settings, seed=seed, shape=shape)
         appended = writer.run(events, rate=rate, update_share=update_share, show_progress=True)
-    _out({"appended": len(appended), "event_head": writer.head, "shape": shape})
+    _emit({"appended": len(appended), "event_head": writer.head, "shape": shape})
 
 
 @main.command("build-snapshot")
@@ -193,7 +235,7 @@ def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
 
     with obj.client() as client:
         result = build_snapshot(client, obj.settings, wait=wait, trigger=trigger, full=full)
-    click.echo(result.snapshot_cid)
+    _emit(dataclasses.asdict(result), result.snapshot_cid)
 
 
 @main.command("export-car")
@@ -215,9 +257,14 @@ def export_car_cmd(obj: Ctx, snapshot_cid, full):
     if obj.settings.offsite_url:
         from .dr.offsite import OffsiteTarget, S3Config, upload_backup
 
-        upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url), result.car.car_path,
-                      verified=True)  # the export verified it as it wrote it
-    click.echo(result.car.car_path)
+        offsite = upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url),
+                                result.car.car_path, verified=True)  # the export verified it as it wrote it
+    car = result.car
+    _emit({"car": car.car_path, "sidecar": car.sidecar_path, "snapshot_cid": car.snapshot_cid, "seq": car.seq,
+           "kind": car.kind, "full_reason": car.full_reason, "unchanged": car.unchanged, "size": car.size,
+           "sha256": car.sha256, "blocks": car.block_count, "entities": car.entity_count, "events": car.event_count,
+           "lost": car.lost, "seconds": round(car.seconds, 3),
+           "offsite": dataclasses.asdict(offsite) if obj.settings.offsite_url else None}, car.car_path)
     _fail_on_loss(result.car.lost)
 
 
@@ -251,7 +298,8 @@ def acknowledge_loss_cmd(obj: Ctx, cids, note):
     if not lost:
         _fail("the newest backup names no lost block; nothing to acknowledge", 2)
     done = acknowledge(obj.settings.snapshots_dir, lost, cids, note)
-    click.echo(f"acknowledged {len(done)} lost block(s) in {obj.settings.snapshots_dir / 'acknowledged-loss.json'}")
+    record = obj.settings.snapshots_dir / "acknowledged-loss.json"
+    _emit({"acknowledged": done, "record": str(record)}, f"acknowledged {len(done)} lost block(s) in {record}")
 
 
 @main.command("verify-snapshot")
@@ -264,7 +312,7 @@ def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
 
     with obj.client() as client:
         report = verify_snapshot(client, obj.settings.index_pointer_path, snapshot_cid)
-    _out(report)
+    _emit(report)
     if not report["ok"]:
         failed = [k for k, v in report["checks"].items() if not v]
         _fail(f"snapshot {report['snapshot_cid']} fails: {', '.join(failed)}")
@@ -280,7 +328,7 @@ def verify_car_cmd(car, snapshot_cid, seq):
     from .dr.verify import verify_car
 
     report, _ = verify_car(car, snapshot_cid=snapshot_cid, seq=seq)
-    _out(report.to_dict())
+    _emit(report.to_dict())
     if report.lost:
         from .dr.loss import summary
 
@@ -321,7 +369,7 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
         raise
     if is_staged(car):
         result["car"] = str(promote(car, obj.settings.backups_dir))
-    _out(result)
+    _emit(result)
 
 
 @main.command("dump")
@@ -342,7 +390,11 @@ def dump_cmd(obj: Ctx, out, at_snapshot):
         if out:
             result = dump(client, obj.settings, Path(out), at_snapshot=at_snapshot)
             click.echo(f"{result.path}: {result.lines} lines, sha256 {result.sha256}", err=True)
+            if _json_mode():
+                _emit({"path": result.path, "lines": result.lines, "sha256": result.sha256})
             return
+        if _json_mode():
+            _fail("dump --json needs --out FILE: without it, the dump itself is what goes to stdout", 2)
         with tempfile.TemporaryDirectory() as tmp:
             result = dump(client, obj.settings, Path(tmp) / "dump", at_snapshot=at_snapshot)
             with open(result.path, "rb") as fh:
@@ -361,8 +413,7 @@ def diff_cmd(a, b, limit):
     from .dr.dump import diff
 
     found = diff(Path(a), Path(b), limit=limit)
-    for line in found:
-        click.echo(line)
+    _emit({"equal": not found, "differences": found}, "\n".join(found) if found else "")
     if found:
         sys.exit(1)
 
@@ -379,7 +430,7 @@ def prove_cmd(car, since, cid):
 
     if (since is None) == (cid is None):
         _fail("give --since OLDER_CAR (consistency) or --cid CID (inclusion), one of the two", 2)
-    _out(prove_consistency(since, car) if since else prove_inclusion(cid, car))
+    _emit(prove_consistency(since, car) if since else prove_inclusion(cid, car))
 
 
 @main.command("verify-proof")
@@ -398,7 +449,7 @@ def verify_proof_cmd(proof, old_root, new_root, root):
     except ValueError:
         _fail(f"{proof.name}: not JSON", 5)
     try:
-        _out(verify_proof(doc, old_root=old_root, new_root=new_root, root=root))
+        _emit(verify_proof(doc, old_root=old_root, new_root=new_root, root=root))
     except ProofError as exc:
         _fail(f"proof does not hold: {exc}", 5)
 
@@ -413,7 +464,7 @@ def drill_cmd(obj: Ctx):
 
     with obj.client() as client:
         result = drill(client, obj.settings, s3=S3Config.from_env() if obj.settings.offsite_url else None)
-    _out({"backup": result.backup, "restores": result.ok, "differences": result.differences,
+    _emit({"backup": result.backup, "restores": result.ok, "differences": result.differences,
           "rto_seconds": round(result.rto_seconds, 2), "phases": result.phases, "seq": result.seq,
           "bytes": result.bytes, "blocks": result.blocks, "entities": result.entities,
           "rpo_hours": round(result.backup_age_seconds / 3600, 2), "rpo_events": result.events_not_in_backup})
@@ -431,7 +482,7 @@ def prune_cmd(obj: Ctx, dry_run):
     from .dr.retention import RetentionPolicy, prune
 
     with obj.client() as client:
-        _out(prune(client, obj.settings, RetentionPolicy.from_env(), dry_run=dry_run,
+        _emit(prune(client, obj.settings, RetentionPolicy.from_env(), dry_run=dry_run,
                    s3=S3Config.from_env() if obj.settings.offsite_url else None))
 
 
@@ -460,7 +511,7 @@ def offsite_upload(obj: Ctx, car, url):
     from .dr.verify import car_file
 
     result = upload_backup(S3Config.from_env(), _target(obj, url), car_file(car))
-    _out({"car": result.car_key, "sidecar": result.sidecar_key, "bytes": result.bytes,
+    _emit({"car": result.car_key, "sidecar": result.sidecar_key, "bytes": result.bytes,
           "mb_per_s": round(result.mb_per_s, 1), "already_there": result.already_there})
 
 
@@ -473,9 +524,11 @@ def offsite_list(obj: Ctx, url):
     `NOT VERIFIED (why)`, URL."""
     from .dr.offsite import S3Config, list_copies
 
-    for row in list_copies(S3Config.from_env(), _target(obj, url)):
-        status = f"verified {row['verified_at']}" if row["verified"] else f"NOT VERIFIED ({row['problem']})"
-        click.echo(f"{row['seq']}\t{row['time']}\t{row['size']}\t{status}\t{row['url']}")
+    rows = list_copies(S3Config.from_env(), _target(obj, url))
+    status = [f"verified {r['verified_at']}" if r["verified"] else f"NOT VERIFIED ({r['problem']})" for r in rows]
+    text = "\n".join(f"{r['seq']}\t{r['time']}\t{r['size']}\t{st}\t{r['url']}" for r, st in zip(rows, status,
+                                                                                           strict=True))
+    _emit({"copies": rows}, text)
 
 
 @offsite.command("verify")
@@ -491,7 +544,7 @@ def offsite_verify(obj: Ctx, key):
     else:
         target = _target(obj, None)
         url = target.url(key if target.prefix and key.startswith(f"{target.prefix}/") else target.key(key))
-    _out(verify_copy(S3Config.from_env(), url))
+    _emit(verify_copy(S3Config.from_env(), url))
 
 
 if __name__ == "__main__":

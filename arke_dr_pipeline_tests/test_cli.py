@@ -100,3 +100,31 @@ def test_exit_codes_follow_the_readmes_table():
     table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme.split("### Exit codes", 1)[1], re.M))
     assert set(table) == {"0", "1", "2", "3", "4", "5", "6", "7", "8", "130"}
     assert "unreachable" in table["4"] and "backup invalid" in table["5"] and "offsite" in table["7"]
+
+
+def test_json_gives_one_document_for_results_and_errors(kubo, tmp_path):
+    """--json on every command: the result, or the error with its class, exit code and facts."""
+    import json
+    import os
+
+    env = {**os.environ, "INDEX_POINTER_PATH": "/arke-json/index-pointer", "SNAPSHOTS_DIR": str(tmp_path / "s"),
+           "BACKUPS_DIR": str(tmp_path / "b"), "ARKE_PROGRESS": "0"}
+    api = ("--api", kubo.api_url, "--json")
+    assert arke_dr(*api, "gen-test-data", env=env).returncode == 0
+    doctor = json.loads(arke_dr(*api, "doctor", env=env).stdout)
+    assert doctor["api"] == kubo.api_url and doctor["kubo"]
+    snap = json.loads(arke_dr(*api, "build-snapshot", env=env).stdout)
+    assert snap["snapshot_cid"].startswith("bagu") and snap["entity_count"] == 3
+    out = arke_dr(*api, "export-car", env=env)
+    car = json.loads(out.stdout)
+    assert out.returncode == 0 and car["kind"] == "full" and car["blocks"] > 0 and car["lost"] == []
+    dump = arke_dr(*api, "dump", "--out", str(tmp_path / "d"), env=env)
+    assert json.loads(dump.stdout)["lines"] > 0
+    same = arke_dr("--json", "diff", str(tmp_path / "d"), str(tmp_path / "d"), env=env)
+    assert same.returncode == 0 and json.loads(same.stdout) == {"equal": True, "differences": []}
+    gone = arke_dr("--api", "http://127.0.0.1:9/api/v0", "--json", "doctor", env=env)
+    error = json.loads(gone.stdout)["error"]
+    assert gone.returncode == 4 and error["class"] == "KuboUnreachable" and error["exit"] == 4
+    assert error["call"] == "id" and gone.stderr.startswith("arke-dr: error: ")
+    bad = arke_dr("--json", "verify-car", str(tmp_path / "nope.car"), env=env)
+    assert bad.returncode == 5 and json.loads(bad.stdout)["error"]["class"] == "BackupInvalid"
