@@ -318,6 +318,41 @@ def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
         _fail(f"snapshot {report['snapshot_cid']} fails: {', '.join(failed)}")
 
 
+@main.command("ls")
+@click.argument("car")
+@click.option("--seq", type=int, default=None, help="List the snapshot with this seq instead, found through "
+                                                   "prev_snapshot.")
+@click.pass_obj
+@operation
+def ls_cmd(obj: Ctx, car, seq):
+    """The entities a backup holds (PI, version, time, tip), offline, from a CAR (its chain for a delta)
+    or s3://BUCKET/KEY.car; verified first, so what it lists is what a restore gives."""
+    from .dr.fetch import discard, fetch
+    from .dr.verify import verify_car
+    from .ipld.cid import cid_str, parse_cid
+
+    staged = None
+    if car.startswith("s3://"):
+        from .dr.offsite import S3Config
+
+        car = staged = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
+    try:
+        report, check = verify_car(car, seq=seq)
+        if seq is not None:
+            snapshot = check.snapshot_by_seq(parse_cid(report.snapshot_cid), seq)
+            header = check.snapshots[snapshot]
+            snapshot_cid, snap_seq = cid_str(snapshot), header.seq
+        else:
+            snapshot, snapshot_cid, snap_seq = parse_cid(report.snapshot_cid), report.snapshot_cid, report.seq
+        entries = sorted(check.iter_entries(snapshot), key=lambda e: e.pi)
+    finally:
+        if staged is not None:
+            discard(staged)
+    rows = [{"pi": e.pi, "ver": e.ver, "ts": e.ts, "tip_cid": cid_str(e.tip_cid)} for e in entries]
+    _emit({"snapshot_cid": snapshot_cid, "seq": snap_seq, "entity_count": len(rows), "entities": rows},
+          "\n".join(f"{r['pi']}\t{r['ver']}\t{r['ts']}\t{r['tip_cid']}" for r in rows))
+
+
 @main.command("verify-car")
 @click.argument("car")
 @click.option("--snapshot", "snapshot_cid", default=None, help="Snapshot CID (default: the root).")

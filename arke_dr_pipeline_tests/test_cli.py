@@ -128,3 +128,24 @@ def test_json_gives_one_document_for_results_and_errors(kubo, tmp_path):
     assert error["call"] == "id" and gone.stderr.startswith("arke-dr: error: ")
     bad = arke_dr("--json", "verify-car", str(tmp_path / "nope.car"), env=env)
     assert bad.returncode == 5 and json.loads(bad.stdout)["error"]["class"] == "BackupInvalid"
+
+
+def test_ls_lists_the_entities_of_a_backup_offline(kubo, tmp_path):
+    import json
+    import os
+
+    env = {**os.environ, "INDEX_POINTER_PATH": "/arke-ls/index-pointer", "SNAPSHOTS_DIR": str(tmp_path / "s"),
+           "BACKUPS_DIR": str(tmp_path / "b"), "ARKE_PROGRESS": "0"}
+    api = ("--api", kubo.api_url)
+    assert arke_dr(*api, "gen-test-data", env=env).returncode == 0
+    assert arke_dr(*api, "build-snapshot", env=env).returncode == 0
+    car = arke_dr(*api, "export-car", env=env).stdout.strip()
+    status = json.loads(arke_dr(*api, "status", env=env).stdout)
+    listed = arke_dr("--api", "http://127.0.0.1:9/api/v0", "ls", car, env=env)  # no node needed
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == status["tip_files"] == 3
+    pi, ver, ts, tip = lines[0].split("\t")
+    assert pi.startswith("ENTITY_A") and int(ver) >= 1 and tip.startswith("ba")
+    doc = json.loads(arke_dr("--json", "ls", car, env=env).stdout)
+    assert doc["entity_count"] == 3 and [e["pi"] for e in doc["entities"]] == [ln.split("\t")[0] for ln in lines]
