@@ -567,12 +567,28 @@ def offsite_list(obj: Ctx, url):
 
 
 @offsite.command("verify")
-@click.argument("key")
+@click.argument("key", required=False)
+@click.option("--subset", default=None, help="n/t: re-read every copy in slice n of t (t runs read them all), "
+                                            "each result recorded in BACKUPS_DIR/offsite-verify.jsonl.")
 @click.pass_obj
 @operation
-def offsite_verify(obj: Ctx, key):
-    """Re-read one copy (s3://BUCKET/KEY.car, or a key under ARKE_OFFSITE_URL) against its sidecar."""
+def offsite_verify(obj: Ctx, key, subset):
+    """Re-read one copy (s3://BUCKET/KEY.car, or a key under ARKE_OFFSITE_URL) and its chain against their
+    sidecars; or, with --subset n/t, a slice of all the copies."""
     from .dr.offsite import S3Config, verify_copy
+
+    if subset is not None:
+        from .dr.sampling import parse_subset, verify_subset
+
+        n, t = parse_subset(subset)
+        result = verify_subset(S3Config.from_env(), _target(obj, key), n, t, obj.settings.backups_dir)
+        _emit(result)
+        if result["failed"]:
+            _fail(f"{len(result['failed'])} of {result['checked']} copies in slice {subset} do not verify: "
+                  f"{result['failed'][0]['problem']}", 7)
+        return
+    if key is None:
+        _fail("give the copy to verify (s3://BUCKET/KEY.car or a key), or --subset n/t", 2)
 
     if key.startswith("s3://"):
         url = key

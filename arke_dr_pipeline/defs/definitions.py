@@ -8,7 +8,7 @@ from .automation import backup_job, daily_backup, dr_failure_alert, snapshot_job
 from .checks import backup_checks
 from .drill import drill_after_backup, drill_assets, drill_checks, drill_job, weekly_drill
 from .freshness import freshness_checks, freshness_job, hourly_freshness
-from .offsite import offsite_assets, offsite_checks
+from .offsite import daily_offsite_verify, offsite_assets, offsite_checks, offsite_verify_job
 from .resources import AlertResource, KuboResource, OffsiteResource, RestoreLock, StorageResource, from_env
 from .restore_job import restore_job
 from .retention import retention_assets
@@ -20,8 +20,8 @@ storage = StorageResource(snapshots_dir=from_env("SNAPSHOTS_DIR"), backups_dir=f
 defs = dg.Definitions(
     assets=backup_assets + offsite_assets + retention_assets + drill_assets,
     asset_checks=backup_checks + freshness_checks + offsite_checks + drill_checks,
-    jobs=[backup_job, snapshot_job, restore_job, freshness_job, drill_job],
-    schedules=[daily_backup, hourly_freshness, weekly_drill],
+    jobs=[backup_job, snapshot_job, restore_job, freshness_job, drill_job, offsite_verify_job],
+    schedules=[daily_backup, hourly_freshness, weekly_drill, daily_offsite_verify],
     sensors=[snapshot_sensor, dr_failure_alert, drill_after_backup],
     resources={"kubo": kubo, "storage": storage, "restore_lock": RestoreLock(storage=storage),
                "alerts": AlertResource(webhook_url=from_env("ARKE_ALERT_WEBHOOK_URL")),

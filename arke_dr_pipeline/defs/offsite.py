@@ -2,14 +2,19 @@
 to the local CAR. Unconfigured (no ARKE_OFFSITE_URL), the asset says so and
 materializes nothing offsite: a backup without a bucket is still a backup."""
 
+import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from ..dr.offsite import OffsiteTarget, upload_backup
+from ..dr.sampling import verify_subset
 from ..dr.verify import read_sidecar
 from .assets import arke_asset, car_file, human_bytes
-from .resources import OffsiteResource
+from .automation import schedule_status
+from .failures import speaks_dagster
+from .resources import OffsiteResource, StorageResource
 
 
 def _handed_car(instance: dg.DagsterInstance) -> str:
@@ -62,3 +67,40 @@ def offsite_matches_local(context: dg.AssetCheckExecutionContext, offsite: Offsi
 
 offsite_assets = [offsite_copy]
 offsite_checks = [offsite_matches_local]
+
+
+def slices() -> int:
+    return max(1, int(os.environ.get("ARKE_OFFSITE_VERIFY_SLICES", "7")))
+
+
+@dg.op(description="Re-read today's slice of the offsite copies (slice n of ARKE_OFFSITE_VERIFY_SLICES, rotating "
+                   "by day), each result recorded in BACKUPS_DIR/offsite-verify.jsonl.")
+@speaks_dagster
+def verify_offsite_slice(context: dg.OpExecutionContext, offsite: OffsiteResource,
+                         storage: StorageResource) -> dg.Output[dict]:
+    url = offsite.target_url()
+    if not url:
+        context.log.info("ARKE_OFFSITE_URL is unset: nothing offsite to verify")
+        return dg.Output({"checked": 0}, metadata={"checked": 0, "failed": 0})
+    t = slices()
+    n = date.today().toordinal() % t + 1
+    result = verify_subset(offsite.s3(), OffsiteTarget.parse(url), n, t, storage.backups)
+    if result["failed"]:
+        raise dg.Failure(description=f"{len(result['failed'])} of {result['checked']} offsite copies in slice "
+                                     f"{n}/{t} do not verify: {result['failed'][0]['problem']}",
+                         metadata={"failed": len(result["failed"]), "checked": result["checked"]})
+    return dg.Output(result, metadata={"checked": result["checked"], "failed": 0,
+                                       "subset": dg.MetadataValue.text(result["subset"])})
+
+
+@dg.job(description="One slice of the offsite copies re-read a day: every copy in ARKE_OFFSITE_VERIFY_SLICES days.",
+        executor_def=dg.in_process_executor)
+def offsite_verify_job():
+    verify_offsite_slice()
+
+
+daily_offsite_verify = dg.ScheduleDefinition(
+    name="daily_offsite_verify", job=offsite_verify_job, cron_schedule="40 5 * * *", execution_timezone="UTC",
+    default_status=schedule_status(),
+    description="Re-read one slice of the offsite copies a day (restic's read-data-subset), so every copy "
+                "is read back within ARKE_OFFSITE_VERIFY_SLICES days.")

@@ -293,7 +293,7 @@ def remote_sidecar(client, bucket: str, car_key: str) -> dict:
     return sidecar
 
 
-def verify_copy(s3: S3Config, url: str) -> dict:
+def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
     """Re-read one offsite CAR, and for a delta every copy of its chain: each must hash to its
     sidecar's sha256, and each base must be the one the delta names. Each sidecar then records
     the time of this re-read (`offsite.verified_at`), which `offsite list` shows."""
@@ -313,7 +313,8 @@ def verify_copy(s3: S3Config, url: str) -> dict:
             _put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key)
             base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
             chain.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
-            if not isinstance(base, dict) or not isinstance(base.get("file"), str) or "/" in base["file"]:
+            if not chain or not isinstance(base, dict) or not isinstance(base.get("file"), str) \
+                    or "/" in base["file"]:
                 break
             key = (key.rsplit("/", 1)[0] + "/" if "/" in key else "") + base["file"]
     first = remote_sidecar(s3.client(), *parse_object_url(url))

@@ -44,9 +44,11 @@ def test_definitions_load_everything():
         "event_chain_head", "snapshot", "cid_inventory", "pinned_set", "car_file", "offsite_copy", "retention",
         "restore_drill"}
     assert {j for j in repo.job_names if not j.startswith("__")} == {"backup_job", "snapshot_job", "restore_job",
-                                                                     "freshness_job", "drill_job"}
+                                                                     "freshness_job", "drill_job",
+                                                                     "offsite_verify_job"}
     assert {s.name for s in repo.sensor_defs} == {"snapshot_sensor", "dr_failure_alert", "drill_after_backup"}
-    assert sorted(s.name for s in repo.schedule_defs) == ["daily_backup", "hourly_freshness", "weekly_drill"]
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_backup", "daily_offsite_verify", "hourly_freshness",
+                                                           "weekly_drill"]
 
 
 def test_backup_job_materializes_with_checks_and_metadata(client, settings):
@@ -275,6 +277,7 @@ def test_automations_run_by_default_in_the_deployed_stack_and_not_in_make_ui(swi
                                        check=True).stdout)
     on = "RUNNING" if switch == "on" else "STOPPED"
     assert status == {"daily_backup": on, "weekly_drill": on, "snapshot_sensor": on, "dr_failure_alert": "RUNNING",
+                      "daily_offsite_verify": on,
                       "hourly_freshness": "RUNNING", "drill_after_backup": "STOPPED"}
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "ARKE_AUTOMATIONS: ${ARKE_AUTOMATIONS:-on}" in compose

@@ -171,5 +171,6 @@ def test_webserver_lists_the_project(dagster_env):
                                           "newest_backup_is_fresh", "no_unacknowledged_loss"]
     assert {j["name"] for j in data["jobs"]} >= {"backup_job", "snapshot_job", "restore_job", "freshness_job",
                                                   "drill_job"}
-    assert sorted(s["name"] for s in data["schedules"]) == ["daily_backup", "hourly_freshness", "weekly_drill"]
+    assert sorted(s["name"] for s in data["schedules"]) == ["daily_backup", "daily_offsite_verify",
+                                                            "hourly_freshness", "weekly_drill"]
     assert {s["name"] for s in data["sensors"]} == {"snapshot_sensor", "dr_failure_alert", "drill_after_backup"}

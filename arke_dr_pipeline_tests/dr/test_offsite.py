@@ -260,6 +260,35 @@ def test_keys_with_question_marks_and_hashes_round_trip(s3, bucket, local_backup
             OffsiteTarget.parse(bad)
 
 
+def test_a_subset_verify_rotates_over_every_copy_and_records_each_result(s3, bucket, local_backup, settings):
+    from arke_dr_pipeline.dr.sampling import RECORD, verify_subset
+
+    target = OffsiteTarget(bucket, "sub")
+    upload_backup(config(s3), target, local_backup)
+    other = local_backup.with_name(local_backup.name.replace(".car", "-2.car"))
+    shutil.copy(local_backup, other)
+    shutil.copy(local_backup.with_suffix(".json"), other.with_suffix(".json"))
+    upload_backup(config(s3), target, other)
+    seen = []
+    for n in (1, 2, 3):
+        result = verify_subset(config(s3), target, n, 3, settings.backups_dir)
+        assert result["failed"] == []
+        seen += [json.loads(line)["url"] for line in (settings.backups_dir / RECORD).read_text().splitlines()]
+        (settings.backups_dir / RECORD).unlink()
+    assert sorted(seen) == sorted(r["url"] for r in list_copies(config(s3), target))  # each copy once in 3 runs
+    stored = s3.object_path(bucket, f"sub/{other.name}")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    env = {**s3.env(), "BACKUPS_DIR": str(settings.backups_dir), "ARKE_PROGRESS": "0"}
+    outcomes = [cli(env, "offsite", "verify", f"s3://{bucket}/sub", "--subset", f"{n}/3") for n in (1, 2, 3)]
+    assert sorted(o.returncode for o in outcomes) == [0, 0, 7]
+    (bad,) = [o for o in outcomes if o.returncode == 7]
+    assert other.name in bad.stderr and "do not verify" in bad.stderr
+    records = [json.loads(line) for line in (settings.backups_dir / RECORD).read_text().splitlines()]
+    assert sorted(r["ok"] for r in records) == [False, True] and all(r["time"] for r in records)
+
+
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
     before = local_backup.read_bytes()
     cases = {
@@ -363,6 +392,13 @@ def test_backup_job_copies_offsite_and_checks_the_copy(s3, bucket, client, setti
     assert meta["car_key"].value.startswith(f"s3://{bucket}/dagster/arke-")
     assert SECRET not in str({k: v.value for k, v in meta.items()})
     assert verify_copy(config(s3), meta["car_key"].value)["verified"]
+    from arke_dr_pipeline.dr.sampling import RECORD
+
+    sliced = defs.resolve_job_def("offsite_verify_job").execute_in_process(
+        resources={**resources(settings), "offsite": offsite}, run_config={}, raise_on_error=False)
+    assert sliced.success, sliced.all_events
+    checked = sliced.output_for_node("verify_offsite_slice")["checked"]
+    assert checked in (0, 1) and len((settings.backups_dir / RECORD).read_text().splitlines()) == checked
 
 
 def test_a_delta_restores_from_offsite_with_its_chain_and_prune_keeps_chains(fresh_kubo, tmp_path, s3, bucket):
