@@ -283,6 +283,24 @@ def _fail_on_loss(lost: list[dict]) -> None:
         click.echo(f"warning: {len(lost)} acknowledged lost block(s) stay missing", err=True)
 
 
+@main.command("repair")
+@click.argument("snapshot_cid", required=False)
+@click.pass_obj
+@operation
+def repair_cmd(obj: Ctx, snapshot_cid):
+    """Put back the blocks the node lost (default: of the newest snapshot) from the backups that hold them."""
+    from .dr.backup import backup_lock
+    from .dr.repair import repair
+
+    with obj.client() as client, backup_lock(obj.settings):
+        result = repair(client, obj.settings, snapshot_cid)
+    _emit(dataclasses.asdict(result),
+          f"{len(result.lost)} lost, {len(result.repaired)} repaired, {len(result.still_missing)} still missing")
+    if result.still_missing:
+        _fail(f"{len(result.still_missing)} lost block(s) are in no listed backup: {result.still_missing[0]}"
+              + (f" and {len(result.still_missing) - 1} more" if len(result.still_missing) > 1 else ""), 1)
+
+
 @main.command("acknowledge-loss")
 @click.argument("cids", nargs=-1, required=True)
 @click.option("--note", default="", help="Why the loss is accepted (kept with it).")

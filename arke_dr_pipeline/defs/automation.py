@@ -107,6 +107,8 @@ def _first_failure(context: dg.RunFailureSensorContext) -> str | None:
 def automations_line() -> str:
     """What `make ui` prints at start: which automations run, and how to change that."""
     if automations_on():
-        return "automations on: daily_backup, weekly_drill, snapshot_sensor, dr_failure_alert, hourly_freshness"
-    return ("automations off: daily_backup, weekly_drill and snapshot_sensor start stopped (dr_failure_alert and "
+        return ("automations on: daily_backup, weekly_drill, daily_offsite_verify, snapshot_sensor, dr_failure_alert, "
+                "hourly_freshness")
+    return ("automations off: daily_backup, weekly_drill, daily_offsite_verify and snapshot_sensor start stopped "
+            "(dr_failure_alert and "
             "hourly_freshness run); turn them on in the UI, or start with ARKE_AUTOMATIONS=on")

@@ -38,6 +38,7 @@ from .inventory import (
     _previous_inventory,
     inventory_path,
     inventory_rows,
+    preserve_named,
 )
 from .loss import write_loss
 from .paths import staging_delta_path
@@ -91,6 +92,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     roles, sizes, codecs = Counter(), Counter(), Counter()
     try:
         atomic_write_json(base_marker(staged), {"base": base.name, "snapshot_cid": snapshot_cid})
+        preserve_named(settings, path, lost)
         write_loss(path, lost)
         with atomic_file(path) as out, open(base_rows) as old:
             count = 0

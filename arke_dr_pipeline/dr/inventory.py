@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from ..kubo.client import KuboClient
 from .config import Settings
 from .dagcheck import DagCheck
 from .fileformat import INVENTORY_HEADER, inventory_line
-from .files import atomic_file
+from .files import atomic_file, atomic_write_json
 from .loss import write_loss
 from .paths import staging_car_path
 from .pointer import current_snapshot
@@ -66,6 +67,28 @@ def inventory_path(settings: Settings, seq: int, snapshot_cid: str) -> Path:
     return settings.backups_dir / f"arke-{seq}-{snapshot_cid[-8:]}.inventory.tsv"
 
 
+def preserve_named(settings: Settings, path: Path, lost: list[dict]) -> None:
+    """Before a pass writes `path`: a listed backup that names it, taken with a different set of
+    lost blocks (dr/loss.py), holds different blocks, so its inventory is copied to a name of its own
+    and its sidecar updated first. Two backups of one snapshot share the name only when they hold
+    the same blocks; retention and repair read which blocks a backup holds from its inventory."""
+    if not path.exists():
+        return
+    from .freshness import listed_backups
+    from .verify import sidecar_path
+
+    new = sorted(e["cid"] for e in lost)
+    for car, meta in listed_backups(settings.backups_dir):
+        if meta.get("inventory") != path.name or sorted(e.get("cid") for e in meta.get("lost", [])) == new:
+            continue
+        own = path.with_name(f"{car.stem}.inventory.tsv")
+        if not own.exists():
+            tmp = own.with_name(f".{own.name}.{os.getpid()}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, own)
+        atomic_write_json(sidecar_path(car), {**meta, "inventory": own.name})
+
+
 def _previous_inventory(settings: Settings, seq: int) -> Path | None:
     """The inventory of the highest seq below `seq`; of two (an archive restored from an older
     backup), the one written last."""
@@ -107,6 +130,7 @@ def build_inventory(client: KuboClient, settings: Settings,
     del check
     path = inventory_path(settings, seq, snapshot_cid)
     try:
+        preserve_named(settings, path, report.lost)
         write_loss(path, report.lost)  # before the inventory: the export reads both
         with atomic_file(path) as fh:
             fh.write(INVENTORY_HEADER.encode() + b"\n")

@@ -21,6 +21,8 @@ from arke_dr_pipeline.dr.inventory import build_inventory
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.snapshot import build_snapshot
 from arke_dr_pipeline.dr.verify import read_sidecar, verify_car
+from arke_dr_pipeline.ipld.cid import cid_str
+from arke_dr_pipeline.ipld.links import dag_pb_links
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 from arke_dr_pipeline_tests.conftest import make_settings
@@ -181,3 +183,42 @@ def test_a_sidecar_cannot_declare_away_a_block_it_does_not_name(fresh_kubo, tmp_
     sidecar_file.write_text(json.dumps(sidecar))
     with pytest.raises(BackupInvalid, match="block missing"):
         verify_car(car)
+
+
+def test_repair_puts_back_a_lost_component_from_an_older_backup(fresh_kubo, tmp_path):
+    """The loss is repaired, not only acknowledged: the next backup is whole and exits 0."""
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    env = _env(fresh_kubo.api_url, settings)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=60, events=120, seed=46, image_fraction=0.2,
+                                           image_min=300_000, image_max=400_000, shape="api"))
+        snapshot = build_snapshot(client, settings).snapshot_cid
+        first = backup(client, settings, snapshot)
+        rows = _rows(first.inventory.path)
+        victim = next(cid for cid, role, codec, _ in rows if role == "components" and codec == "dag-pb")
+        before = logical_dump(client, settings)
+        chunks = dag_pb_links(client.block_get(victim))
+        assert chunks
+        _lose(client, victim)
+        for chunk in chunks:  # a gc takes the image's chunks too
+            client.request("block/rm", cid_str(chunk))
+    lossy = arke_dr("export-car", "--full", env=env)
+    assert lossy.returncode == 8 and victim in lossy.stderr
+    own = json.loads(Path(first.car.sidecar_path).read_text())["inventory"]  # no longer shared with the lossy one
+    assert own != json.loads(Path(lossy.stdout.strip()).with_suffix(".json").read_text())["inventory"]
+    assert victim in (settings.backups_dir / own).read_text()
+    pruned = arke_dr("prune", env={**env, "ARKE_KEEP_LAST": "1", "ARKE_KEEP_DAILY": "0", "ARKE_KEEP_WEEKLY": "0",
+                                   "ARKE_KEEP_MONTHLY": "0"})
+    assert pruned.returncode == 0 and Path(first.car.car_path).exists()  # the only backup holding the image
+    fixed = arke_dr("--json", "repair", env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    doc = json.loads(fixed.stdout)
+    assert victim in doc["repaired"] and doc["still_missing"] == [] and doc["blocks_imported"] > 1
+    again = arke_dr("export-car", "--full", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "lost" not in json.loads(Path(again.stdout.strip()).with_suffix(".json").read_text())
+    with KuboClient(fresh_kubo.api_url) as client:
+        client.repo_gc()
+        assert logical_dump(client, settings) == before
+    nothing = arke_dr("repair", env=env)
+    assert nothing.returncode == 0 and "0 lost" in nothing.stdout
