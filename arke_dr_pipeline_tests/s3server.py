@@ -25,8 +25,11 @@ def _free_port() -> int:
 
 
 class S3Server:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, versioning: bool = False):
+        """`versioning`: buckets may be versioned, which S3 Object Lock needs (versitygw's posix backend
+        keeps the versions in a folder of their own)."""
         self.root = root
+        self.versioning = versioning
         self.data = root / "data"
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
@@ -43,9 +46,13 @@ class S3Server:
         if not BINARY.exists():
             subprocess.run([str(ROOT / "scripts" / "install-versitygw")], check=True, timeout=1800)
         self.data.mkdir(parents=True, exist_ok=True)
+        if self.versioning:
+            (self.root / "versions").mkdir(parents=True, exist_ok=True)
         log = open(self.root / "versitygw.log", "ab")
+        backend = ["posix", *(["--versioning-dir", str(self.root / "versions")] if self.versioning else []),
+                   str(self.data)]
         self.proc = subprocess.Popen([str(BINARY), "--port", f"127.0.0.1:{self.port}", "--access", ACCESS,
-                                      "--secret", SECRET, "posix", str(self.data)],
+                                      "--secret", SECRET, *backend],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

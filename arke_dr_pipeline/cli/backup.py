@@ -135,4 +135,4 @@ def prune_cmd(obj: Ctx, dry_run):
 
     with obj.client() as client:
         _emit(prune(client, obj.settings, RetentionPolicy.from_env(), dry_run=dry_run,
-                   s3=S3Config.from_env() if obj.settings.offsite_url else None))
+                   s3=S3Config.from_env().for_prune() if obj.settings.offsite_url else None))

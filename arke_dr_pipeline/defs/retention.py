@@ -17,7 +17,8 @@ def retention(context: dg.AssetExecutionContext, kubo: KuboResource, storage: St
               offsite: OffsiteResource) -> dg.MaterializeResult:
     settings = offsite.applied_to(storage.settings(kubo))
     with kubo.client() as client:
-        out = prune(client, settings, RetentionPolicy.from_env(), s3=offsite.s3() if settings.offsite_url else None)
+        s3 = offsite.s3().for_prune() if settings.offsite_url else None  # prune's own credentials, when set
+        out = prune(client, settings, RetentionPolicy.from_env(), s3=s3)
     local, remote = out["local"], out.get("offsite", {})
     for name in local["deleted"] + remote.get("deleted", []):
         context.log.info(f"deleted {name}")

@@ -27,12 +27,13 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ArkeDrError, BadInput
 from .freshness import order_key
+from .objectlock import LockPolicy, extend, parse_until
 from .progress import log, progress
 from .verify import read_sidecar, sidecar_path
 
@@ -95,6 +96,13 @@ class S3Config:
                   "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None}
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)
+
+    def for_prune(self, env=None) -> S3Config:
+        """The credentials prune deletes with: ARKE_PRUNE_AWS_ACCESS_KEY_ID and _SECRET_ACCESS_KEY when
+        both are set, so the host's everyday credentials need no right to delete."""
+        env = os.environ if env is None else env
+        key, secret = env.get("ARKE_PRUNE_AWS_ACCESS_KEY_ID"), env.get("ARKE_PRUNE_AWS_SECRET_ACCESS_KEY")
+        return replace(self, access_key_id=key, secret_access_key=secret) if key and secret else self
 
     @property
     def where(self) -> str:
@@ -162,12 +170,16 @@ class OffsiteResult:
 
 
 def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *,
-                  verified: bool = False) -> OffsiteResult:
+                  verified: bool = False, lock: LockPolicy | None = None) -> OffsiteResult:
     """Copy one local backup offsite and prove the copy before the sidecar goes up.
 
     Only a CAR that verifies goes: a sidecar can be written by hand. `verified`: the caller has
-    just verified it (the export that wrote it), so it is not read twice."""
+    just verified it (the export that wrote it), so it is not read twice. `lock` (default:
+    ARKE_OFFSITE_LOCK_DAYS): every object goes up under Object Lock, and a delta's chain is
+    retained at least as long as the delta (dr/objectlock.py)."""
     from boto3.s3.transfer import TransferConfig
+
+    lock = lock or LockPolicy.from_env()
 
     car = Path(car)
     sidecar = read_sidecar(car)
@@ -181,9 +193,10 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
     car_key, sidecar_key = target.key(car.name), target.key(sidecar_path(car).name)
     inventory = car.parent / sidecar["inventory"] if sidecar.get("inventory") else None
     inventory_key = target.key(f"{car.stem}.inventory.tsv") if inventory and inventory.is_file() else None
+    until = lock.until() if lock.enabled else None
     with s3_calls(s3, f"upload of {target.url(car_key)}"):
         if _copy_is_there(client, target, car_key, sidecar_key, sidecar):
-            _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key)  # the re-read just matched
+            _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)  # re-read matched
             return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key,
                                  bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
         _abort_unfinished(client, target)
@@ -191,13 +204,13 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
         bar = progress(f"uploading {car.name}", total=car.stat().st_size, unit="B")
         try:
             client.upload_file(str(car), target.bucket, car_key, Callback=bar.update,
-                               ExtraArgs={"Metadata": {"sha256": sidecar["sha256"]}},
+                               ExtraArgs={"Metadata": {"sha256": sidecar["sha256"]}, **lock.put_args(until)},
                                Config=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
                                                      max_concurrency=4, io_chunksize=1 << 20))
         finally:
             bar.close()
         if inventory_key:
-            client.upload_file(str(inventory), target.bucket, inventory_key)
+            client.upload_file(str(inventory), target.bucket, inventory_key, ExtraArgs=lock.put_args(until))
         uploaded = time.monotonic()
         size, sha = read_back(client, target.bucket, car_key, f"checking {car.name}")
         if (size, sha) != (sidecar["size"], sidecar["sha256"]):
@@ -205,20 +218,49 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
             raise OffsiteError(f"{target.url(car_key)} read back as {size} bytes, sha256 {sha[:16]}…, "
                                f"not the sidecar's {sidecar['size']} bytes, {sidecar['sha256'][:16]}…; deleted")
         verified = time.monotonic()
-        _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key)
+        if until is not None and sidecar.get("kind") == "delta":
+            _retain_chain(client, target, car, until, lock.mode)
+        _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)
     log(f"offsite {target.url(car_key)}: {size / 1e6:.1f} MB in {uploaded - started:.1f}s, "
         f"verified in {verified - uploaded:.1f}s")
     return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key, bytes=size,
                          upload_seconds=uploaded - started, verify_seconds=verified - uploaded)
 
 
-def _put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: str) -> None:
-    """The sidecar, last, with the time a streamed re-read of the CAR matched its sha256."""
-    record = {**{k: v for k, v in sidecar.items() if k != "offsite"},
-              "offsite": {"car_key": car_key, "verified": "sha256 of a streamed re-read",
-                          "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}}
+def _put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: str,
+                 until: datetime | None = None, mode: str = "GOVERNANCE") -> None:
+    """The sidecar, last, with the time a streamed re-read of the CAR matched its sha256 (and
+    the retention its objects went up with)."""
+    offsite = {"car_key": car_key, "verified": "sha256 of a streamed re-read",
+               "verified_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")}
+    if until is not None:
+        offsite.update(retain_until=until.strftime("%Y%m%dT%H%M%SZ"), lock_mode=mode)
+    record = {**{k: v for k, v in sidecar.items() if k != "offsite"}, "offsite": offsite}
     client.put_object(Bucket=bucket, Key=sidecar_key, Body=json.dumps(record, indent=2).encode(),
-                      ContentType="application/json")
+                      ContentType="application/json", **LockPolicy(mode=mode).put_args(until))
+
+
+def _retain_chain(client, target: OffsiteTarget, car: Path, until: datetime, mode: str) -> None:
+    """Every backup a delta extends, retained offsite at least as long as the delta."""
+    from .chains import chain_of
+
+    for link in chain_of(car, hashed=False)[:-1]:
+        stems = [target.key(link.name), target.key(link.with_suffix(".json").name),
+                 target.key(f"{link.stem}.inventory.tsv")]
+        present = [k for k in stems if _exists(client, target.bucket, k)]
+        extended = extend(client, target.bucket, present, until, mode)
+        if extended:
+            log(f"offsite {link.name}: retained until {until:%Y-%m-%d %H:%M} UTC, as long as the delta that extends it")
+
+
+def _exists(client, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError:
+        return False
 
 
 def _copy_is_there(client, target: OffsiteTarget, car_key: str, sidecar_key: str, sidecar: dict) -> bool:
@@ -310,7 +352,10 @@ def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
                                    f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
             if chain and sha != chain[-1][1]:
                 raise OffsiteError(f"{here} is not the backup {chain[-1][0]} extends: its sha256 differs")
-            _put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key)
+            kept = sidecar.get("offsite") if isinstance(sidecar.get("offsite"), dict) else {}
+            until = parse_until(kept.get("retain_until"))
+            _put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key,
+                         until if until and until > datetime.now(UTC) else None, kept.get("lock_mode", "GOVERNANCE"))
             base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
             chain.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
             if not chain or not isinstance(base, dict) or not isinstance(base.get("file"), str) \

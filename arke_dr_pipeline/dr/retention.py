@@ -194,7 +194,9 @@ def _seq_of(name: str) -> int:
 
 
 def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
-    """The same policy on the offsite prefix: sidecar object, then CAR, then inventory."""
+    """The same policy on the offsite prefix: sidecar object, then CAR, then inventory; a copy
+    still under Object Lock is kept and named (`held`)."""
+    from .objectlock import locked_until
     from .offsite import s3_calls
 
     with s3_calls(s3, f"pruning {target.url(target.prefix)}"):
@@ -213,8 +215,15 @@ def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False)
                     listed.append(b)
         keep = choose(listed, policy)
         result = PruneResult(kept=sorted(keep), dry_run=dry_run)
+        now = datetime.now(UTC)
         for b in sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True):
             stem = target.key(b.name[:-4])
+            until = locked_until(client, target.bucket, stem + ".car")
+            if until is not None and until > now:  # Object Lock: not ours to delete yet (dr/objectlock.py)
+                result.held[b.name] = f"locked offsite until {until:%Y-%m-%d %H:%M} UTC: kept"
+                result.kept.append(b.name)
+                log(f"{target.url(stem + '.car')} is {result.held[b.name]}")
+                continue
             result.deleted.append(b.name)
             result.bytes_freed += objects.get(stem + ".car", 0) + objects.get(stem + ".inventory.tsv", 0)
             if not dry_run:
@@ -254,7 +263,8 @@ def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=No
                                          "bytes_freed": local.bytes_freed, "held": local.held}}
     if settings.offsite_url and s3 is not None:
         remote = prune_offsite(s3, OffsiteTarget.parse(settings.offsite_url), policy, dry_run=dry_run)
-        out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed}
+        out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed,
+                          "held": remote.held}
     newest = newest_backup(settings.backups_dir)
     if client is not None and newest is not None and not dry_run:
         out["pins_removed"] = unpin_old_covers(client, newest[0])

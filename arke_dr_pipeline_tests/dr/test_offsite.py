@@ -289,6 +289,59 @@ def test_a_subset_verify_rotates_over_every_copy_and_records_each_result(s3, buc
     assert sorted(r["ok"] for r in records) == [False, True] and all(r["time"] for r in records)
 
 
+def test_object_lock_keeps_copies_and_chains_from_deletion_and_prune_says_so(tmp_path, client, settings):
+    """ARKE_OFFSITE_LOCK_DAYS: every object locked; a delta's base retained as long as the delta;
+    a version cannot be deleted; prune keeps what is still locked and names it."""
+    from datetime import UTC, datetime
+
+    from botocore.exceptions import ClientError
+
+    from arke_dr_pipeline.dr.objectlock import LockPolicy
+    from arke_dr_pipeline.dr.retention import RetentionPolicy, prune_offsite
+    from arke_dr_pipeline.simulate.writer import ArchiveWriter
+
+    server = S3Server(tmp_path / "locked-s3", versioning=True).start()
+    try:
+        s3c = server.client()
+        s3c.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        cfg = S3Config.from_env(server.env())
+        target = OffsiteTarget("locked", "p")
+        generate(client, settings, GenSpec(entities=30, seed=27, image_fraction=0.0, shape="api"))
+        full = backup(client, settings)
+        ArchiveWriter(client, settings, seed=4).run(5)
+        delta = backup(client, settings)
+        ArchiveWriter(client, settings, seed=5).run(5)
+        from pathlib import Path
+
+        from arke_dr_pipeline.dr.backup import backup as run_backup
+        from arke_dr_pipeline.dr.snapshot import build_snapshot
+
+        newest = Path(run_backup(client, settings, build_snapshot(client, settings).snapshot_cid, full=True)
+                      .car.car_path)  # a full: the policy (last=1) would drop the older chain
+        assert json.loads(delta.with_suffix(".json").read_text())["kind"] == "delta"
+        upload_backup(cfg, target, full, lock=LockPolicy(days=1))
+        upload_backup(cfg, target, delta, lock=LockPolicy(days=3))
+        upload_backup(cfg, target, newest, lock=LockPolicy(days=1))
+        heads = {c.name: s3c.head_object(Bucket="locked", Key=f"p/{c.name}") for c in (full, delta)}
+        assert heads[full.name]["ObjectLockMode"] == "GOVERNANCE"
+        assert heads[full.name]["ObjectLockRetainUntilDate"] >= heads[delta.name]["ObjectLockRetainUntilDate"]
+        remote = json.loads(s3c.get_object(Bucket="locked", Key=f"p/{delta.stem}.json")["Body"].read())
+        assert remote["offsite"]["lock_mode"] == "GOVERNANCE" and remote["offsite"]["retain_until"]
+        with pytest.raises(ClientError, match="AccessDenied|object lock"):
+            s3c.delete_object(Bucket="locked", Key=f"p/{full.name}", VersionId=heads[full.name]["VersionId"])
+        pruned = prune_offsite(cfg, target, RetentionPolicy(last=1, daily=0, weekly=0, monthly=0))
+        assert pruned.deleted == [] and set(pruned.held) == {full.name, delta.name}, pruned
+        assert all("locked offsite until" in why for why in pruned.held.values())
+        assert {r["url"].rsplit("/", 1)[1] for r in list_copies(cfg, target)} == {full.name, delta.name, newest.name}
+        assert all(r["verified"] for r in list_copies(cfg, target))
+        assert datetime.now(UTC) < heads[full.name]["ObjectLockRetainUntilDate"]
+    finally:
+        server.stop()
+    prune_cfg = S3Config.from_env(server.env()).for_prune({"ARKE_PRUNE_AWS_ACCESS_KEY_ID": "pruner",
+                                                         "ARKE_PRUNE_AWS_SECRET_ACCESS_KEY": "other"})
+    assert prune_cfg.access_key_id == "pruner" and prune_cfg.endpoint_url == server.endpoint
+
+
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
     before = local_backup.read_bytes()
     cases = {
