@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -15,15 +16,42 @@ from .base import Ctx, _emit, _fail, _json_mode, main, operation, seconds_ok
 @click.option("--seq", type=int, default=None, help="Restore an older snapshot (point in time).")
 @click.option("--force", is_flag=True, help="Replace a different archive already on the node.")
 @click.option("--wait-timeout", type=float, default=60.0, show_default=True)
+@click.option("--pi", "pis", multiple=True, help="Only this entity's history and components, into the live "
+                                                 "archive (repeatable); the pointer and the rest stay.")
+@click.option("--tips", is_flag=True, help="With --pi: write those entities' tip files too.")
 @click.pass_obj
 @operation
-def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout):
-    """Rebuild the archive on a node from one CAR (a path, or s3://BUCKET/KEY.car)."""
+def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout, pis, tips):
+    """Rebuild the archive on a node from one CAR (a path, or s3://BUCKET/KEY.car); or, with --pi,
+    bring back chosen entities without touching the rest."""
     from ..dr.restore import restore as do_restore
 
     if not seconds_ok(wait_timeout):
         _fail("--wait-timeout must be a positive number of seconds", 2)
+    if tips and not pis:
+        _fail("--tips goes with --pi", 2)
     from ..dr.fetch import discard, fetch, is_staged, promote
+
+    if pis:
+        from ..dr.partial import restore_entities
+
+        staged = None
+        if car.startswith("s3://"):
+            from ..dr.offsite import S3Config
+
+            car = staged = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
+        try:
+            from ..dr.backup import backup_lock
+
+            with obj.client() as client, backup_lock(obj.settings):
+                client.wait_until_ready(wait_timeout)
+                done = restore_entities(client, obj.settings, car, list(pis), tips=tips, snapshot_cid=snapshot_cid,
+                                        seq=seq)
+        finally:
+            if staged is not None:
+                discard(staged)
+        _emit(dataclasses.asdict(done))
+        return
 
     if car.startswith("s3://"):
         from ..dr.offsite import S3Config

@@ -28,6 +28,7 @@ from .config import Settings
 from .dagcheck import DagCheck
 from .freshness import listed_backups, order_key
 from .inventory import inventory_cids
+from .pins import pin_cover
 from .pointer import current_snapshot
 from .progress import log
 from .traverse import checked_stream
@@ -82,8 +83,9 @@ def _done(result: RepairResult, started: float) -> RepairResult:
     return result
 
 
-def _bring_back(client: KuboClient, chain: list[Path], roots: set[bytes]) -> int:
-    """`roots` and every block below them in `chain` that the node lacks, imported and pinned."""
+def _bring_back(client: KuboClient, chain: list[Path], roots: set[bytes], name: str = REPAIR_PIN) -> int:
+    """`roots` and every block below them in `chain` that the node lacks, imported, and pinned by a
+    cover naming each (a recursive pin of a root would miss the API's plain-map links)."""
     wanted, found = set(roots), {}
     while wanted:  # a level of links a pass: components are shallow (a root, its chunks)
         level = {}
@@ -103,8 +105,7 @@ def _bring_back(client: KuboClient, chain: list[Path], roots: set[bytes]) -> int
                 out.add(cid, data)
         with open(path, "rb") as fh:
             client.dag_import(fh, pin_roots=False, allow_big_block=any(len(d) > 1 << 20 for d in found.values()))
-    client.request("pin/add", [cid_str(c) for c in sorted(roots)],
-                   {"recursive": True, "offline": True, "name": REPAIR_PIN}, timeout=client.long_timeout)
+    pin_cover(client, sorted(found), name=name)
     return len(found)
 
 

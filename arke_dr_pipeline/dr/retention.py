@@ -244,7 +244,7 @@ def unpin_old_covers(client: KuboClient, newest: Path) -> int:
         return 0  # never unpin before the newest backup is covered
     removed = 0
     for cid, name in names.items():
-        if name.startswith("arke-dr ") and name not in keep and name != "arke-dr repair":  # dr/repair.py
+        if name.startswith("arke-dr ") and name not in keep and name not in ("arke-dr repair", "arke-dr partial"):
             client.pin_rm(cid)
             removed += 1
     return removed
