@@ -165,7 +165,7 @@ def pinned_set(context: dg.AssetExecutionContext, kubo: KuboResource,
 
 class CarConfig(dg.Config):
     full: bool = Field(default=False, description="A full CAR even when a delta of the newest backup would do "
-                                                  "(fulls are also made when the chain is long: see README).")
+                                                  "(fulls are also made when the chain is long: docs/PRODUCTION.md).")
 
 
 @arke_asset({"ipfs", "file"}, "3", deps=[pinned_set],
