@@ -9,7 +9,6 @@ verified, before the rename), so a half-written backup never looks fresh.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,15 +34,11 @@ class Freshness:
 
 
 def listed_backups(backups_dir: Path) -> Iterator[tuple[Path, dict]]:
-    """(CAR, sidecar) of every backup the folder lists: a CAR with a readable sidecar."""
-    for sidecar in backups_dir.glob("arke-*.json"):
-        car = sidecar.with_suffix(".car")
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict) and car.is_file():
-            yield car, meta
+    """(CAR, sidecar) of every backup the folder lists (dr/catalog.py: a CAR with a readable sidecar)."""
+    from .catalog import LocalStore
+
+    for name, meta in LocalStore(backups_dir).sidecars():
+        yield backups_dir / name, meta
 
 
 def order_key(meta: dict) -> tuple[int, int, str]:

@@ -368,15 +368,14 @@ def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
 
 
 def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
-    """Every copy with its sidecar under the prefix, newest first."""
+    """Every copy with its sidecar under the prefix, newest first; unlike the catalog's listing, a
+    sidecar whose CAR is gone is shown too, as a copy that is not verified."""
+    from .catalog import S3Store
+
     rows = []
     with s3_calls(s3, f"listing {target.url(target.prefix)}"):
-        client = s3.client()
-        objects = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket,
-                                                                     Prefix=target.key("arke-")):
-            for obj in page.get("Contents", []):
-                objects[obj["Key"]] = obj["Size"]
+        store = S3Store(s3, target)
+        client, objects = store.client, store.objects
         for key in sorted(k for k in objects if k.endswith(".json")):
             car_key = key[: -len(".json")] + ".car"
             try:

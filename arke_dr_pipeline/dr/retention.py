@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import BadInput
 from ..kubo.client import KuboClient
-from .freshness import STAMP, listed_backups, order_key
+from .catalog import Backup, Catalog, DryRun, LocalStore, S3Store
 from .inventory import inventory_cids
 from .progress import log
 from .translog import Log
@@ -57,23 +55,6 @@ class RetentionPolicy:
         return policy
 
 
-@dataclass(frozen=True, kw_only=True)
-class Backup:
-    name: str
-    time: datetime
-    seq: int
-    kind: str
-    base: str | None
-    size: int
-    inventory: str | None
-    order: tuple = ()  # freshness.order_key: as made, never by the wall clock first
-    snapshot_cid: str | None = None
-
-    @property
-    def rank(self) -> tuple:
-        return self.order or (0, self.seq, self.time.strftime(STAMP))
-
-
 @dataclass(kw_only=True)
 class PruneResult:
     kept: list[str] = field(default_factory=list)
@@ -81,18 +62,6 @@ class PruneResult:
     bytes_freed: int = 0
     dry_run: bool = False
     held: dict[str, str] = field(default_factory=dict)
-
-
-def backup_of(name: str, sidecar: dict) -> Backup | None:
-    try:
-        when = datetime.strptime(sidecar["timestamp"], STAMP).replace(tzinfo=UTC)
-    except (KeyError, TypeError, ValueError):
-        return None
-    base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
-    return Backup(name=name, time=when, seq=int(sidecar.get("seq") or 0), kind=sidecar.get("kind", "full"),
-                  base=base.get("file") if isinstance(base, dict) else None, size=int(sidecar.get("size") or 0),
-                  inventory=sidecar.get("inventory"), order=order_key(sidecar),
-                  snapshot_cid=sidecar.get("snapshot_cid"))
 
 
 def choose(backups: list[Backup], policy: RetentionPolicy, *, newest_snapshot: str | None = None) -> set[str]:
@@ -124,24 +93,16 @@ def choose(backups: list[Backup], policy: RetentionPolicy, *, newest_snapshot: s
 def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False,
                 newest_snapshot: str | None = None) -> PruneResult:
     """`newest_snapshot`: our record's; a backup of it is never deleted, whatever its stamp."""
+    local = LocalStore(backups_dir)
     if not dry_run:
-        _finish_interrupted(backups_dir)
-    listed = [b for car, meta in listed_backups(backups_dir) if (b := backup_of(car.name, meta)) is not None]
+        local.finish_interrupted()
+    store = DryRun(local) if dry_run else local
+    listed = Catalog(store).backups()
     keep = choose(listed, policy, newest_snapshot=newest_snapshot)
     held = _holding_lost_blocks(backups_dir, listed, keep)
     keep |= set(held)
-    result = PruneResult(kept=sorted(keep), dry_run=dry_run, held=held)
-    doomed = sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True)
-    for b in doomed:
-        car = backups_dir / b.name
-        result.deleted.append(b.name)
-        result.bytes_freed += car.stat().st_size
-        if not dry_run:
-            marker = car.with_suffix(".json.pruning")
-            car.with_suffix(".json").rename(marker)  # unlisted first, and remembered
-            car.unlink(missing_ok=True)
-            marker.unlink()
-    needed = {b.inventory for b in listed if b.name in keep and b.inventory}
+    result = _remove(store, listed, keep, PruneResult(dry_run=dry_run, held=held))
+    needed = {b.inventory for b in listed if b.name in result.kept and b.inventory}
     needed.add(Log(backups_dir).state().get("inventory"))  # what the log's next append merges against
     newest = max((p for p in backups_dir.glob("arke-*.inventory.tsv")), default=None,
                  key=lambda p: _seq_of(p.name))
@@ -150,8 +111,25 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
             result.bytes_freed += inv.stat().st_size
             if not dry_run:
                 inv.unlink(missing_ok=True)
-    log(f"prune {backups_dir}: keep {len(keep)}, delete {len(doomed)}"
+    log(f"prune {backups_dir}: keep {len(result.kept)}, delete {len(result.deleted)}"
         f"{' (dry run)' if dry_run else ''}, {result.bytes_freed / 1e6:.1f} MB")
+    return result
+
+
+def _remove(store, listed: list[Backup], keep: set[str], result: PruneResult) -> PruneResult:
+    """The backups not kept, newest first (a delta before the base it extends), each unlisted then
+    deleted by its store, unless the store must keep it (an Object Lock), which is named."""
+    kept = set(keep)
+    for b in sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True):
+        reason = store.keep_reason(b)
+        if reason is not None:
+            result.held[b.name] = reason
+            kept.add(b.name)
+            log(f"{store.where}/{b.name} is {reason}")
+            continue
+        result.deleted.append(b.name)
+        result.bytes_freed += store.remove(b)
+    result.kept = sorted(kept)
     return result
 
 
@@ -179,13 +157,6 @@ def _holding_lost_blocks(backups_dir: Path, listed: list[Backup], keep: set[str]
     return held
 
 
-def _finish_interrupted(backups_dir: Path) -> None:
-    """A prune cut short between unlisting a backup and deleting its CAR left a marker: finish it."""
-    for marker in backups_dir.glob("arke-*.json.pruning"):
-        (backups_dir / (marker.name[: -len(".json.pruning")] + ".car")).unlink(missing_ok=True)
-        marker.unlink()
-
-
 def _seq_of(name: str) -> int:
     try:
         return int(name.split("-")[1].split(".")[0])
@@ -194,42 +165,15 @@ def _seq_of(name: str) -> int:
 
 
 def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False) -> PruneResult:
-    """The same policy on the offsite prefix: sidecar object, then CAR, then inventory; a copy
-    still under Object Lock is kept and named (`held`)."""
-    from .objectlock import locked_until
+    """The same policy on the offsite prefix, through the same catalog: sidecar object, then CAR,
+    then inventory; a copy still under Object Lock is kept and named (`held`)."""
     from .offsite import s3_calls
 
     with s3_calls(s3, f"pruning {target.url(target.prefix)}"):
-        client = s3.client()
-        objects: dict[str, int] = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket,
-                                                                     Prefix=target.key("arke-")):
-            for obj in page.get("Contents", []):
-                objects[obj["Key"]] = obj["Size"]
-        listed = []
-        for key in objects:
-            if key.endswith(".json") and key[:-5] + ".car" in objects:
-                meta = json.loads(client.get_object(Bucket=target.bucket, Key=key)["Body"].read(1 << 20))
-                b = backup_of(key.rsplit("/", 1)[-1][:-5] + ".car", meta) if isinstance(meta, dict) else None
-                if b is not None:
-                    listed.append(b)
-        keep = choose(listed, policy)
-        result = PruneResult(kept=sorted(keep), dry_run=dry_run)
-        now = datetime.now(UTC)
-        for b in sorted((b for b in listed if b.name not in keep), key=lambda b: b.rank, reverse=True):
-            stem = target.key(b.name[:-4])
-            until = locked_until(client, target.bucket, stem + ".car")
-            if until is not None and until > now:  # Object Lock: not ours to delete yet (dr/objectlock.py)
-                result.held[b.name] = f"locked offsite until {until:%Y-%m-%d %H:%M} UTC: kept"
-                result.kept.append(b.name)
-                log(f"{target.url(stem + '.car')} is {result.held[b.name]}")
-                continue
-            result.deleted.append(b.name)
-            result.bytes_freed += objects.get(stem + ".car", 0) + objects.get(stem + ".inventory.tsv", 0)
-            if not dry_run:
-                for suffix in (".json", ".car", ".inventory.tsv"):
-                    client.delete_object(Bucket=target.bucket, Key=stem + suffix)
-    return result
+        remote = S3Store(s3, target)
+        store = DryRun(remote) if dry_run else remote
+        listed = Catalog(store).backups()
+        return _remove(store, listed, choose(listed, policy), PruneResult(dry_run=dry_run))
 
 
 def unpin_old_covers(client: KuboClient, newest: Path) -> int:

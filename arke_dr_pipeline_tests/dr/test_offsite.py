@@ -342,6 +342,30 @@ def test_object_lock_keeps_copies_and_chains_from_deletion_and_prune_says_so(tmp
     assert prune_cfg.access_key_id == "pruner" and prune_cfg.endpoint_url == server.endpoint
 
 
+def test_one_catalog_over_the_folder_and_the_prefix(s3, bucket, client, settings):
+    """The same backups, the same order and chains, from either store; dry-run and read-only wrap both."""
+    from arke_dr_pipeline.dr.catalog import Catalog, DryRun, LocalStore, ReadOnly, S3Store, StoreRefused
+    from arke_dr_pipeline.simulate.writer import ArchiveWriter
+
+    generate(client, settings, GenSpec(entities=20, seed=29, image_fraction=0.0, shape="api"))
+    cars = []
+    for i in range(3):
+        cars.append(backup(client, settings))
+        upload_backup(config(s3), OffsiteTarget(bucket, "cat"), cars[-1])
+        ArchiveWriter(client, settings, seed=30 + i).run(3)
+    local = Catalog(LocalStore(settings.backups_dir))
+    remote = Catalog(S3Store(config(s3), OffsiteTarget(bucket, "cat")))
+    assert [b.name for b in local.backups()] == [b.name for b in remote.backups()] == [c.name for c in cars]
+    assert local.newest().name == remote.newest().name == cars[-1].name
+    assert [b.name for b in remote.chain(cars[-1].name)] == [c.name for c in cars]  # a full and two deltas
+    newest = local.newest()
+    with pytest.raises(StoreRefused, match="read-only"):
+        Catalog(ReadOnly(LocalStore(settings.backups_dir))).store.remove(newest)
+    assert DryRun(S3Store(config(s3), OffsiteTarget(bucket, "cat"))).remove(newest) > newest.size  # + inventory
+    assert DryRun(LocalStore(settings.backups_dir)).remove(newest) == newest.size
+    assert [b.name for b in remote.backups()] == [c.name for c in cars] and cars[-1].exists()
+
+
 def test_bad_credentials_missing_bucket_and_no_server_are_one_line_each(s3, bucket, local_backup, tmp_path):
     before = local_backup.read_bytes()
     cases = {
