@@ -43,7 +43,8 @@ def offsite_upload(obj: Ctx, car, url):
 def offsite_list(obj: Ctx, url):
     """The offsite copies, newest first: seq, time, size, `verified <when a re-read last matched>` or
     `NOT VERIFIED (why)`, URL."""
-    from ..dr.offsite import S3Config, list_copies
+    from ..dr.offsite import S3Config
+    from ..dr.offsite_verify import list_copies
 
     rows = list_copies(S3Config.from_env(), _target(obj, url))
     status = [f"verified {r['verified_at']}" if r["verified"] else f"NOT VERIFIED ({r['problem']})" for r in rows]
@@ -61,7 +62,8 @@ def offsite_list(obj: Ctx, url):
 def offsite_verify(obj: Ctx, key, subset):
     """Re-read one copy (s3://BUCKET/KEY.car, or a key under ARKE_OFFSITE_URL) and its chain against their
     sidecars; or, with --subset n/t, a slice of all the copies."""
-    from ..dr.offsite import S3Config, verify_copy
+    from ..dr.offsite import S3Config
+    from ..dr.offsite_verify import verify_copy
 
     if subset is not None:
         from ..dr.sampling import parse_subset, verify_subset

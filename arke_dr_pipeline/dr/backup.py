@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..kubo.client import KuboClient
-from .chains import delta_base
+from .backup_chain import delta_base
 from .config import Settings
 from .delta import NotAnExtension
 from .export import ExportResult, export_car

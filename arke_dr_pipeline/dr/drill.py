@@ -30,7 +30,8 @@ from .dump import diff, dump
 from .fetch import fetch
 from .freshness import STAMP, newest_backup
 from .lock import reading_archive
-from .offsite import OffsiteError, OffsiteTarget, S3Config, list_copies
+from .offsite import OffsiteError, OffsiteTarget, S3Config
+from .offsite_verify import list_copies
 from .pointer import read_pointer
 from .progress import log
 from .restore import Restore, RestoreRefused

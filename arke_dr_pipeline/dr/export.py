@@ -19,7 +19,7 @@ from ..arke.snapshot_codec import decode_snapshot
 from ..ipld.car import CarError, CarReader, CarWriter
 from ..ipld.cid import cid_str, parse_cid, split_cid
 from ..kubo.client import KuboClient
-from .chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, write_delta
+from .backup_chain import ChainPolicy, added_cids, chain_of, full_due, newest_base, write_delta
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .delta import NotAnExtension, verify_delta
@@ -66,7 +66,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
     second read of the node would double the export's time) and renamed into
     place; without one, or when the staged CAR is missing or not that
     inventory's, the blocks are read from the node. With an inventory, and
-    unless `full` or the chain policy asks for a full (dr/chains.py), the CAR
+    unless `full` or the chain policy asks for a full (dr/backup_chain.py), the CAR
     is a delta of the newest backup: only the blocks its inventory adds,
     verified as a delta (dr/delta.py: its blocks, its links into the base).
     """

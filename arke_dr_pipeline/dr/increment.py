@@ -9,7 +9,7 @@ the backup is then a full. The inventory file is the base's
 merged with the new rows, so it is complete, as a full pass would write it.
 The new blocks are staged as the delta (`.arke-{seq}.staging.delta.car`,
 with a `.base` file naming base and snapshot); the DAG check of the whole is the
-export's offline check of the chain (dr/chains.py), which needs no node.
+export's offline check of the chain (dr/backup_chain.py), which needs no node.
 
 Order of writes: the staged delta, its marker, then the inventory file.
 """

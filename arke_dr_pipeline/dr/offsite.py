@@ -32,8 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ArkeDrError, BadInput
-from .freshness import order_key
-from .objectlock import LockPolicy, extend, parse_until
+from .objectlock import LockPolicy, extend
 from .progress import log, progress
 from .verify import read_sidecar, sidecar_path
 
@@ -196,7 +195,7 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
     until = lock.until() if lock.enabled else None
     with s3_calls(s3, f"upload of {target.url(car_key)}"):
         if _copy_is_there(client, target, car_key, sidecar_key, sidecar):
-            _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)  # re-read matched
+            put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)  # re-read matched
             return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key,
                                  bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
         _abort_unfinished(client, target)
@@ -220,14 +219,14 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
         verified = time.monotonic()
         if until is not None and sidecar.get("kind") == "delta":
             _retain_chain(client, target, car, until, lock.mode)
-        _put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)
+        put_sidecar(client, target.bucket, sidecar_key, sidecar, car_key, until, lock.mode)
     log(f"offsite {target.url(car_key)}: {size / 1e6:.1f} MB in {uploaded - started:.1f}s, "
         f"verified in {verified - uploaded:.1f}s")
     return OffsiteResult(car_key=car_key, sidecar_key=sidecar_key, inventory_key=inventory_key, bytes=size,
                          upload_seconds=uploaded - started, verify_seconds=verified - uploaded)
 
 
-def _put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: str,
+def put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: str,
                  until: datetime | None = None, mode: str = "GOVERNANCE") -> None:
     """The sidecar, last, with the time a streamed re-read of the CAR matched its sha256 (and
     the retention its objects went up with)."""
@@ -242,7 +241,7 @@ def _put_sidecar(client, bucket: str, sidecar_key: str, sidecar: dict, car_key: 
 
 def _retain_chain(client, target: OffsiteTarget, car: Path, until: datetime, mode: str) -> None:
     """Every backup a delta extends, retained offsite at least as long as the delta."""
-    from .chains import chain_of
+    from .backup_chain import chain_of
 
     for link in chain_of(car, hashed=False)[:-1]:
         stems = [target.key(link.name), target.key(link.with_suffix(".json").name),
@@ -333,86 +332,3 @@ def remote_sidecar(client, bucket: str, car_key: str) -> dict:
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("sha256"), str):
         raise OffsiteError(f"s3://{bucket}/{key} is not a sidecar")
     return sidecar
-
-
-def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
-    """Re-read one offsite CAR, and for a delta every copy of its chain: each must hash to its
-    sidecar's sha256, and each base must be the one the delta names. Each sidecar then records
-    the time of this re-read (`offsite.verified_at`), which `offsite list` shows."""
-    bucket, key = parse_object_url(url)
-    chain = []
-    with s3_calls(s3, url):
-        client = s3.client()
-        while True:
-            sidecar = remote_sidecar(client, bucket, key)
-            here = f"s3://{bucket}/{key}"
-            size, sha = read_back(client, bucket, key, f"verifying {key.rsplit('/', 1)[-1]}")
-            if size != sidecar.get("size") or sha != sidecar["sha256"]:
-                raise OffsiteError(f"{here} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
-                                   f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
-            if chain and sha != chain[-1][1]:
-                raise OffsiteError(f"{here} is not the backup {chain[-1][0]} extends: its sha256 differs")
-            kept = sidecar.get("offsite") if isinstance(sidecar.get("offsite"), dict) else {}
-            until = parse_until(kept.get("retain_until"))
-            _put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key,
-                         until if until and until > datetime.now(UTC) else None, kept.get("lock_mode", "GOVERNANCE"))
-            base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
-            chain.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
-            if not chain or not isinstance(base, dict) or not isinstance(base.get("file"), str) \
-                    or "/" in base["file"]:
-                break
-            key = (key.rsplit("/", 1)[0] + "/" if "/" in key else "") + base["file"]
-    first = remote_sidecar(s3.client(), *parse_object_url(url))
-    return {"url": url, "size": first.get("size"), "sha256": first.get("sha256"), "seq": first.get("seq"),
-            "verified": True, "chain": [c for c, _ in chain]}
-
-
-def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
-    """Every copy with its sidecar under the prefix, newest first; unlike the catalog's listing, a
-    sidecar whose CAR is gone is shown too, as a copy that is not verified."""
-    from .catalog import S3Store
-
-    rows = []
-    with s3_calls(s3, f"listing {target.url(target.prefix)}"):
-        store = S3Store(s3, target)
-        client, objects = store.client, store.objects
-        for key in sorted(k for k in objects if k.endswith(".json")):
-            car_key = key[: -len(".json")] + ".car"
-            try:
-                sidecar = json.loads(client.get_object(Bucket=target.bucket, Key=key)["Body"].read(1 << 20))
-            except ValueError:
-                continue
-            if not isinstance(sidecar, dict):
-                continue
-            rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
-                         "size": objects.get(car_key), "order": order_key(sidecar), "sidecar": sidecar,
-                         "name": car_key.rsplit("/", 1)[-1]})
-    by_name = {r["name"]: r["sidecar"] for r in rows}
-    for r in rows:
-        r["problem"] = _copy_problem(r["sidecar"], r["size"], by_name)
-        r["verified_at"] = (r["sidecar"].get("offsite") or {}).get("verified_at")
-        r["verified"] = r["problem"] is None
-    rows.sort(key=lambda r: r["order"], reverse=True)  # as made, not by stamp (freshness.order_key)
-    for r in rows:
-        del r["order"], r["sidecar"], r["name"]
-    return rows
-
-
-def _copy_problem(sidecar: dict, size: int | None, by_name: dict[str, dict]) -> str | None:
-    """Why a listed copy cannot be called verified, from the listing alone: no re-read ever matched,
-    its size is not the sidecar's, or its chain (for a delta) is not there as the delta names it."""
-    if not isinstance(sidecar.get("offsite"), dict) or not sidecar["offsite"].get("verified_at"):
-        return "never re-read"
-    if size != sidecar.get("size"):
-        return f"size {size}, not the sidecar's {sidecar.get('size')}"
-    seen = set()
-    while sidecar.get("kind") == "delta":
-        base = sidecar.get("base") if isinstance(sidecar.get("base"), dict) else {}
-        name = base.get("file")
-        if name in seen or name not in by_name:
-            return f"its chain is broken: {name} is not offsite"
-        seen.add(name)
-        if by_name[name].get("sha256") != base.get("sha256"):
-            return f"its chain is broken: {name} offsite is not the backup it extends"
-        sidecar = by_name[name]
-    return None

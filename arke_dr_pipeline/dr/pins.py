@@ -28,7 +28,7 @@ import cbrrr
 from ..ipld.car import CarReader, CarWriter, replace_root
 from ..ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, parse_cid, split_cid
 from ..kubo.client import KuboClient
-from .chains import chain_of
+from .backup_chain import chain_of
 from .dagcheck import BackupInvalid
 from .inventory import inventory_cids
 from .loss import read_loss, tainted

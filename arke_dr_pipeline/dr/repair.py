@@ -23,7 +23,7 @@ from ..ipld.cid import IDENTITY, cid_str, parse_cid, split_cid
 from ..ipld.links import block_links
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
-from .chains import chain_of
+from .backup_chain import chain_of
 from .config import Settings
 from .dagcheck import DagCheck
 from .freshness import listed_backups, order_key

@@ -26,7 +26,7 @@ from ..errors import ArkeDrError
 from ..ipld.car import CarReader
 from ..ipld.cid import parse_cid
 from ..kubo.client import KuboClient
-from .chains import resolve, verify_chain
+from .backup_chain import resolve, verify_chain
 from .config import Settings
 from .dagcheck import BackupInvalid, DagCheck
 from .files import atomic_write_json

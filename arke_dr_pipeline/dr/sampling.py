@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import BadInput
-from .offsite import OffsiteError, OffsiteTarget, S3Config, list_copies, verify_copy
+from .offsite import OffsiteError, OffsiteTarget, S3Config
+from .offsite_verify import list_copies, verify_copy
 
 RECORD = "offsite-verify.jsonl"
 

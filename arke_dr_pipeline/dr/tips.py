@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from ..arke.models import tip_relpath
 from ..ipld.car import CarReader
 from ..ipld.cid import DAG_PB, RAW, check_block, cid_str, parse_cid, split_cid
-from ..ipld.links import decode_dag_pb
+from ..ipld.dagpb import decode_dag_pb
 from ..ipld.unixfs_dir import UNIXFS_DIR, UNIXFS_HAMT, UnixfsError, resolve, unixfs_fields
 from ..kubo.client import KuboClient
 from .streams import IterReader

@@ -73,7 +73,7 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
     car = car_file(path)
     sidecar = read_sidecar(car) if use_sidecar else None
     if sidecar is not None and sidecar.get("kind") == "delta":
-        from .chains import chain_of, verify_chain
+        from .backup_chain import chain_of, verify_chain
 
         return verify_chain(chain_of(car), snapshot_cid=snapshot_cid, seq=seq)
     size = car.stat().st_size

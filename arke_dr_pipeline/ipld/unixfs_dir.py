@@ -15,7 +15,7 @@ import mmh3
 
 from ..errors import ArkeDrError
 from .cid import DAG_PB, read_uvarint, split_cid
-from .links import decode_dag_pb
+from .dagpb import decode_dag_pb
 
 UNIXFS_RAW, UNIXFS_DIR, UNIXFS_FILE, UNIXFS_HAMT = 0, 1, 2, 5
 HAMT_FANOUT = 256

@@ -17,14 +17,8 @@ from arke_dr_pipeline.dr import offsite
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.fetch import fetch, promote
 from arke_dr_pipeline.dr.freshness import listed_backups
-from arke_dr_pipeline.dr.offsite import (
-    OffsiteError,
-    OffsiteTarget,
-    S3Config,
-    list_copies,
-    upload_backup,
-    verify_copy,
-)
+from arke_dr_pipeline.dr.offsite import OffsiteError, OffsiteTarget, S3Config, upload_backup
+from arke_dr_pipeline.dr.offsite_verify import list_copies, verify_copy
 from arke_dr_pipeline.dr.restore import restore
 from arke_dr_pipeline.dr.verify import verify_car
 from arke_dr_pipeline.errors import BadInput

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arke_dr_pipeline.dr.backup import backup as run_backup
-from arke_dr_pipeline.dr.chains import ChainPolicy, chain_of
+from arke_dr_pipeline.dr.backup_chain import ChainPolicy, chain_of
 from arke_dr_pipeline.dr.dagcheck import BackupInvalid
 from arke_dr_pipeline.dr.export import export_car
 from arke_dr_pipeline.dr.inventory import build_inventory
