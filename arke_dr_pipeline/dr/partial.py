@@ -20,7 +20,7 @@ from ..errors import BadInput
 from ..ipld.cid import cid_str, parse_cid
 from ..kubo.client import KuboClient
 from .config import Settings
-from .repair import _bring_back
+from .repair import bring_back
 from .restore import plan_restore
 
 PARTIAL_PIN = "arke-dr partial"
@@ -29,7 +29,7 @@ PARTIAL_PIN = "arke-dr partial"
 @dataclass(kw_only=True)
 class PartialResult:
     snapshot_cid: str
-    entities: dict[str, dict] = field(default_factory=dict)  # PI -> {ver, tip_cid, tip_written}
+    entities: dict[str, dict] = field(default_factory=dict)  # PI -> {tip_cid, tip_written}
     blocks_imported: int = 0
 
 
@@ -44,7 +44,7 @@ def restore_entities(client: KuboClient, settings: Settings, car: str | os.PathL
                        + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
     roots = {parse_cid(text.strip()) for text in chosen.values()}
     result = PartialResult(snapshot_cid=plan.snapshot_cid)
-    result.blocks_imported = _bring_back(client, plan.chain, roots, name=PARTIAL_PIN)
+    result.blocks_imported = bring_back(client, plan.chain, roots, name=PARTIAL_PIN)
     for pi, text in sorted(chosen.items()):
         if tips:
             client.files_write(tip_path(pi, settings.index_root), text.encode())

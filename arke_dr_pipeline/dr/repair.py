@@ -69,7 +69,7 @@ def repair(client: KuboClient, settings: Settings, snapshot_cid: str | None = No
             continue
         here = {c for text in inventory_cids(inventory) if (c := parse_cid(text)) in wanted}
         if here:
-            count = _bring_back(client, chain_of(car), here)
+            count = bring_back(client, chain_of(car), here)
             result.blocks_imported += count
             result.repaired.update({cid_str(c): car.name for c in here})
             wanted -= here
@@ -83,7 +83,7 @@ def _done(result: RepairResult, started: float) -> RepairResult:
     return result
 
 
-def _bring_back(client: KuboClient, chain: list[Path], roots: set[bytes], name: str = REPAIR_PIN) -> int:
+def bring_back(client: KuboClient, chain: list[Path], roots: set[bytes], name: str = REPAIR_PIN) -> int:
     """`roots` and every block below them in `chain` that the node lacks, imported, and pinned by a
     cover naming each (a recursive pin of a root would miss the API's plain-map links)."""
     wanted, found = set(roots), {}
