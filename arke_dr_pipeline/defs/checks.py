@@ -79,8 +79,7 @@ def inventory_only_grows(context: dg.AssetCheckExecutionContext, kubo: KuboResou
 @dg.asset_check(asset=car_file, blocking=True,
                 description="Offline: every block hashed, every link present, the archive complete.")
 def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("car_file"))
-    path = event.asset_materialization.metadata["path"].value if event else None
+    path = _materialized_car(context)
     if path is None:
         return dg.AssetCheckResult(passed=False, metadata={"problem": "no CAR materialized"})
     try:
@@ -96,18 +95,23 @@ def car_verified_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
                 description="The node had every block the backup needed, or each lost one was acknowledged "
                             "(`arke-dr acknowledge-loss`).")
 def no_unacknowledged_loss(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("car_file"))
-    path = event.asset_materialization.metadata["sidecar"].value if event else None
+    path = _materialized_car(context)
     if path is None:
         return dg.AssetCheckResult(passed=False, metadata={"problem": "no CAR materialized"})
     try:
-        lost = read_sidecar(Path(path).with_suffix(".car")).get("lost", [])
+        lost = read_sidecar(Path(path)).get("lost", [])
     except (BackupInvalid, AttributeError):
         return dg.AssetCheckResult(passed=False, metadata={"problem": dg.MetadataValue.text(f"{path} unreadable")})
     open_loss = unacknowledged(lost)
     return dg.AssetCheckResult(passed=not open_loss, metadata={
         "lost": len(lost), "unacknowledged": len(open_loss),
         "problem": dg.MetadataValue.text(summary(open_loss) if open_loss else "")})
+
+
+def _materialized_car(context: dg.AssetCheckExecutionContext) -> str | None:
+    """The CAR the latest `car_file` materialization wrote: the one its checks judge."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("car_file"))
+    return str(event.asset_materialization.metadata["path"].value) if event else None
 
 
 backup_checks = [no_duplicate_pis, cids_valid, under_500_bytes_per_entity, pointer_snapshot_complete,

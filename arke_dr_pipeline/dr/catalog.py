@@ -63,6 +63,9 @@ class Store(Protocol):
     def sidecars(self) -> Iterator[tuple[str, dict]]:
         """(CAR name, sidecar) of each listed backup."""
 
+    def freed(self, backup: Backup) -> int:
+        """The bytes removing the backup frees."""
+
     def remove(self, backup: Backup) -> int:
         """Unlist, then delete, one backup; the bytes freed."""
 
@@ -85,9 +88,12 @@ class LocalStore:
             if isinstance(meta, dict) and car.is_file():
                 yield car.name, meta
 
+    def freed(self, backup: Backup) -> int:
+        return (self.folder / backup.name).stat().st_size
+
     def remove(self, backup: Backup) -> int:
         car = self.folder / backup.name
-        size = car.stat().st_size
+        size = self.freed(backup)
         marker = car.with_suffix(".json.pruning")
         car.with_suffix(".json").rename(marker)  # unlisted first, and remembered
         car.unlink(missing_ok=True)
@@ -131,11 +137,15 @@ class S3Store:
     def size(self, name: str) -> int | None:
         return self.objects.get(self.target.key(name))
 
+    def freed(self, backup: Backup) -> int:
+        stem = self.target.key(backup.name[:-4])
+        return self.objects.get(stem + ".car", 0) + self.objects.get(stem + ".inventory.tsv", 0)
+
     def remove(self, backup: Backup) -> int:
         stem = self.target.key(backup.name[:-4])
         for suffix in (".json", ".car", ".inventory.tsv"):
             self.client.delete_object(Bucket=self.target.bucket, Key=stem + suffix)
-        return self.objects.get(stem + ".car", 0) + self.objects.get(stem + ".inventory.tsv", 0)
+        return self.freed(backup)
 
     def keep_reason(self, backup: Backup) -> str | None:
         from .objectlock import locked_until
@@ -146,8 +156,8 @@ class S3Store:
         return None
 
 
-class DryRun:
-    """The store as it is, with removals counted and not made."""
+class _Wrapper:
+    """A store as it is, but for what `remove` does."""
 
     def __init__(self, store: Store):
         self.store, self.where = store, store.where
@@ -157,27 +167,17 @@ class DryRun:
 
     def keep_reason(self, backup: Backup) -> str | None:
         return self.store.keep_reason(backup)
+
+
+class DryRun(_Wrapper):
+    """Removals counted and not made."""
 
     def remove(self, backup: Backup) -> int:
-        if isinstance(self.store, LocalStore):
-            return (self.store.folder / backup.name).stat().st_size
-        if isinstance(self.store, S3Store):
-            stem = self.store.target.key(backup.name[:-4])
-            return self.store.objects.get(stem + ".car", 0) + self.store.objects.get(stem + ".inventory.tsv", 0)
-        return 0
+        return self.store.freed(backup)
 
 
-class ReadOnly:
-    """The store for reading: any removal is refused."""
-
-    def __init__(self, store: Store):
-        self.store, self.where = store, store.where
-
-    def sidecars(self):
-        return self.store.sidecars()
-
-    def keep_reason(self, backup: Backup) -> str | None:
-        return self.store.keep_reason(backup)
+class ReadOnly(_Wrapper):
+    """For reading: any removal is refused."""
 
     def remove(self, backup: Backup) -> int:
         raise StoreRefused(f"{self.where} is open read-only: {backup.name} is not removed")

@@ -26,7 +26,8 @@ def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
     sidecar's sha256, and each base must be the one the delta names. Each sidecar then records
     the time of this re-read (`offsite.verified_at`), which `offsite list` shows."""
     bucket, key = parse_object_url(url)
-    chain = []
+    links: list[tuple[str, str | None]] = []  # (URL, the sha256 of the base it names)
+    first_sidecar: dict | None = None
     with s3_calls(s3, url):
         client = s3.client()
         while True:
@@ -36,21 +37,22 @@ def verify_copy(s3: S3Config, url: str, *, chain: bool = True) -> dict:
             if size != sidecar.get("size") or sha != sidecar["sha256"]:
                 raise OffsiteError(f"{here} is not its sidecar's CAR: {size} bytes, sha256 {sha[:16]}…, "
                                    f"sidecar says {sidecar.get('size')} bytes, {sidecar['sha256'][:16]}…")
-            if chain and sha != chain[-1][1]:
-                raise OffsiteError(f"{here} is not the backup {chain[-1][0]} extends: its sha256 differs")
+            if links and sha != links[-1][1]:
+                raise OffsiteError(f"{here} is not the backup {links[-1][0]} extends: its sha256 differs")
+            first_sidecar = first_sidecar or sidecar
             kept = sidecar.get("offsite") if isinstance(sidecar.get("offsite"), dict) else {}
             until = parse_until(kept.get("retain_until"))
             put_sidecar(client, bucket, key[: -len(".car")] + ".json", sidecar, key,
                          until if until and until > datetime.now(UTC) else None, kept.get("lock_mode", "GOVERNANCE"))
             base = sidecar.get("base") if sidecar.get("kind") == "delta" else None
-            chain.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
+            links.append((here, (base or {}).get("sha256") if isinstance(base, dict) else None))
             if not chain or not isinstance(base, dict) or not isinstance(base.get("file"), str) \
                     or "/" in base["file"]:
                 break
             key = (key.rsplit("/", 1)[0] + "/" if "/" in key else "") + base["file"]
-    first = remote_sidecar(s3.client(), *parse_object_url(url))
+    first = first_sidecar
     return {"url": url, "size": first.get("size"), "sha256": first.get("sha256"), "seq": first.get("seq"),
-            "verified": True, "chain": [c for c, _ in chain]}
+            "verified": True, "chain": [c for c, _ in links]}
 
 
 def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:

@@ -222,6 +222,7 @@ def test_a_delta_whose_base_is_not_offsite_is_not_verified(fresh_kubo, tmp_path,
     assert not row["verified"] and f"{full.name} is not offsite" in row["problem"]
     with pytest.raises(OffsiteError, match="no such sidecar"):
         verify_copy(config(s3), row["url"])
+    assert verify_copy(config(s3), row["url"], chain=False)["chain"] == [row["url"]]  # a slice reads the CAR alone
     upload_backup(config(s3), target, full)
     assert all(r["verified"] for r in list_copies(config(s3), target))
     assert verify_copy(config(s3), row["url"])["chain"] == [row["url"], target.url(target.key(full.name))]
