@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.plumbing.config import Settings
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.daemon import KuboDaemon
 
@@ -69,7 +69,7 @@ def _quiet(monkeypatch):
 def spilled(monkeypatch):
     """Every set, map, queue and sorted run of CIDs on disk from its second entry: the 10x path, on a small
     archive."""
-    from arke_dr_pipeline.dr import spill
+    from arke_dr_pipeline.dr.plumbing import spill
 
     for name in ("CID_LIMIT", "FACT_LIMIT", "LINK_LIMIT", "CHUNK_LIMIT", "LINE_LIMIT", "QUEUE_LIMIT"):
         monkeypatch.setattr(spill, name, 1)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from arke_dr_pipeline.arke.models import Manifest
 from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
-from arke_dr_pipeline.dr import restore as restore_mod
-from arke_dr_pipeline.dr.backup import backup as run_backup
-from arke_dr_pipeline.dr.chain import walk_events
-from arke_dr_pipeline.dr.config import Settings
-from arke_dr_pipeline.dr.dump import dump
-from arke_dr_pipeline.dr.pointer import require_pointer
-from arke_dr_pipeline.dr.snapshot import build_snapshot, load_snapshot
-from arke_dr_pipeline.dr.tips import read_tips
+from arke_dr_pipeline.dr.archive.dump import dump
+from arke_dr_pipeline.dr.archive.event_chain import walk_events
+from arke_dr_pipeline.dr.archive.pointer import require_pointer
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.tips import read_tips
+from arke_dr_pipeline.dr.backup.run import backup as run_backup
+from arke_dr_pipeline.dr.plumbing.config import Settings
+from arke_dr_pipeline.dr.restore import whole as restore_mod
 from arke_dr_pipeline.ipld.cid import cid_str, parse_cid
 from arke_dr_pipeline.ipld.links import dag_cbor_links
 from arke_dr_pipeline.kubo.client import KuboClient

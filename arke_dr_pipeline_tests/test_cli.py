@@ -84,11 +84,11 @@ def test_exit_codes_follow_the_readmes_table():
     from pathlib import Path
 
     from arke_dr_pipeline.cli import exit_code
-    from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-    from arke_dr_pipeline.dr.fileformat import NewerFormat
-    from arke_dr_pipeline.dr.lock import LockBusy
-    from arke_dr_pipeline.dr.offsite import OffsiteError
-    from arke_dr_pipeline.dr.restore import RestoreRefused
+    from arke_dr_pipeline.dr.catalog.format import NewerFormat
+    from arke_dr_pipeline.dr.offsite.copy import OffsiteError
+    from arke_dr_pipeline.dr.plumbing.lock import LockBusy
+    from arke_dr_pipeline.dr.restore.whole import RestoreRefused
+    from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
     from arke_dr_pipeline.errors import ArkeDrError, BadInput
     from arke_dr_pipeline.kubo.errors import KuboError, KuboUnreachable
 

@@ -54,7 +54,7 @@ def _run(job_fn, instance) -> dict:
 
 def _ui(entities: int, root: Path) -> dict:
     """A UI-launched "Materialize all": creation to success, and the steps' own seconds."""
-    from arke_dr_pipeline.dr.config import Settings
+    from arke_dr_pipeline.dr.plumbing.config import Settings
     from arke_dr_pipeline_tests.defs.instance import ALL_ASSETS, Instance
 
     node = KuboDaemon(root / "ui-ipfs")
@@ -93,7 +93,7 @@ def _direct(entities: int, root: Path) -> float:
     """The same work from the shell: a snapshot and a backup of an archive made the same way."""
     import subprocess
 
-    from arke_dr_pipeline.dr.config import Settings
+    from arke_dr_pipeline.dr.plumbing.config import Settings
 
     node = KuboDaemon(root / "cli-ipfs")
     node.start()
@@ -134,7 +134,7 @@ def main() -> None:
                                "SNAPSHOTS_DIR": str(root / "snapshots"), "ARKE_PROGRESS": "0",
                                "DAGSTER_HOME": str(root / "home")})
             (root / "home").mkdir()
-            from arke_dr_pipeline.dr.config import Settings
+            from arke_dr_pipeline.dr.plumbing.config import Settings
             with KuboClient(node.api_url) as client:
                 generate(client, Settings.from_env(), GenSpec(entities=args.entities, seed=7))
             with dg.DagsterInstance.get() as instance:

@@ -14,12 +14,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from arke_dr_pipeline.dr.config import Settings
-from arke_dr_pipeline.dr.dagcheck import DagCheck
-from arke_dr_pipeline.dr.pointer import require_pointer
-from arke_dr_pipeline.dr.restore import plan_restore, target_pointer, write_pointer
-from arke_dr_pipeline.dr.snapshot import load_snapshot
-from arke_dr_pipeline.dr.tips import install_tips, read_tips
+from arke_dr_pipeline.dr.archive.pointer import require_pointer
+from arke_dr_pipeline.dr.archive.snapshot import load_snapshot
+from arke_dr_pipeline.dr.archive.tips import install_tips, read_tips
+from arke_dr_pipeline.dr.plumbing.config import Settings
+from arke_dr_pipeline.dr.restore.whole import plan_restore, target_pointer, write_pointer
+from arke_dr_pipeline.dr.verify.dagcheck import DagCheck
 from arke_dr_pipeline.ipld.car import CarReader, CarWriter
 from arke_dr_pipeline.ipld.cid import RAW, cid_str, make_cid
 from arke_dr_pipeline.kubo.client import KuboClient
@@ -68,7 +68,7 @@ def machine() -> dict:
 
 def bench_snapshot(node, client, settings, env, shape: str) -> dict:
     head = require_pointer(client, settings.index_pointer_path).event_head
-    # ours first: the baseline's 100k `files/read` leave Kubo's MFS in its slow state (see dr/tips.py)
+    # ours first: the baseline's 100k `files/read` leave Kubo's MFS in its slow state (see dr/archive/tips.py)
     full = _ok(run_measured(arke_dr("build-snapshot"), env), "full snapshot")
     started = time.monotonic()
     baseline = seed_snapshot(client, head, settings.index_root)

@@ -19,10 +19,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from arke_dr_pipeline.dr.backup import backup
-from arke_dr_pipeline.dr.config import Settings
-from arke_dr_pipeline.dr.offsite import OffsiteTarget, S3Config, fetch, upload_backup
-from arke_dr_pipeline.dr.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.backup.run import backup
+from arke_dr_pipeline.dr.offsite.copy import OffsiteTarget, S3Config, fetch, upload_backup
+from arke_dr_pipeline.dr.plumbing.config import Settings
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.daemon import KuboDaemon
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate

@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.plumbing.config import Settings
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.daemon import KuboDaemon
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate

@@ -17,7 +17,7 @@ from .base import Ctx, _emit, _fail, main, operation
 @operation
 def build_snapshot_cmd(obj: Ctx, wait, trigger, full):
     """Snapshot the newest version of every entity; prints the snapshot CID."""
-    from ..dr.snapshot import build_snapshot
+    from ..dr.archive.snapshot import build_snapshot
 
     with obj.client() as client:
         result = build_snapshot(client, obj.settings, wait=wait, trigger=trigger, full=full)
@@ -33,15 +33,15 @@ def export_car_cmd(obj: Ctx, snapshot_cid, full):
     """Inventory, pin and export a snapshot (default: the newest); prints the CAR path.
 
     With ARKE_OFFSITE_URL set, the CAR then goes offsite (verified) too."""
-    from ..dr.backup import backup
-    from ..dr.pointer import current_snapshot
+    from ..dr.archive.pointer import current_snapshot
+    from ..dr.backup.run import backup
 
     with obj.client() as client:
         result = backup(client, obj.settings, snapshot_cid or current_snapshot(client, obj.settings), full=full)
     if result.inventory.removed:
         click.echo(f"warning: {result.inventory.removed} CIDs of the previous inventory are gone", err=True)
     if obj.settings.offsite_url:
-        from ..dr.offsite import OffsiteTarget, S3Config, upload_backup
+        from ..dr.offsite.copy import OffsiteTarget, S3Config, upload_backup
 
         offsite = upload_backup(S3Config.from_env(), OffsiteTarget.parse(obj.settings.offsite_url),
                                 result.car.car_path, verified=True)  # the export verified it as it wrote it
@@ -59,7 +59,7 @@ LOSS_EXIT = 8
 
 def _fail_on_loss(lost: list[dict]) -> None:
     """The backup stands and holds the rest; the exit says the archive is damaged until repaired or acknowledged."""
-    from ..dr.loss import summary, unacknowledged
+    from ..dr.backup.loss import summary, unacknowledged
 
     open_loss = unacknowledged(lost)
     if open_loss:
@@ -75,8 +75,8 @@ def _fail_on_loss(lost: list[dict]) -> None:
 @operation
 def repair_cmd(obj: Ctx, snapshot_cid):
     """Put back the blocks the node lost (default: of the newest snapshot) from the backups that hold them."""
-    from ..dr.backup import backup_lock
-    from ..dr.repair import repair
+    from ..dr.backup.run import backup_lock
+    from ..dr.restore.repair import repair
 
     with obj.client() as client, backup_lock(obj.settings):
         result = repair(client, obj.settings, snapshot_cid)
@@ -94,8 +94,8 @@ def repair_cmd(obj: Ctx, snapshot_cid):
 @operation
 def acknowledge_loss_cmd(obj: Ctx, cids, note):
     """Accept blocks the newest backup names as lost: later backups then exit 0 (the sidecars still name them)."""
-    from ..dr.freshness import newest_backup
-    from ..dr.loss import acknowledge
+    from ..dr.backup.loss import acknowledge
+    from ..dr.catalog.freshness import newest_backup
 
     newest = newest_backup(obj.settings.backups_dir)
     lost = newest[1].get("lost", []) if newest else []
@@ -111,8 +111,8 @@ def acknowledge_loss_cmd(obj: Ctx, cids, note):
 @operation
 def drill_cmd(obj: Ctx):
     """Restore the newest backup onto a scratch node and compare it with the node; exit 1 if it differs."""
-    from ..dr.drill import drill
-    from ..dr.offsite import S3Config
+    from ..dr.offsite.copy import S3Config
+    from ..dr.restore.drill import drill
 
     with obj.client() as client:
         result = drill(client, obj.settings, s3=S3Config.from_env() if obj.settings.offsite_url else None)
@@ -130,8 +130,8 @@ def drill_cmd(obj: Ctx):
 @operation
 def prune_cmd(obj: Ctx, dry_run):
     """Delete old backups by the GFS policy (ARKE_KEEP_*), locally and offsite; never a base a kept delta needs."""
-    from ..dr.offsite import S3Config
-    from ..dr.retention import RetentionPolicy, prune
+    from ..dr.catalog.retention import RetentionPolicy, prune
+    from ..dr.offsite.copy import S3Config
 
     with obj.client() as client:
         _emit(prune(client, obj.settings, RetentionPolicy.from_env(), dry_run=dry_run,

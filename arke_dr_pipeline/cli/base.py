@@ -11,8 +11,8 @@ from functools import wraps
 import click
 
 from .. import __version__
-from ..dr.config import Settings
-from ..dr.dagcheck import BackupInvalid
+from ..dr.plumbing.config import Settings
+from ..dr.verify.dagcheck import BackupInvalid
 from ..errors import ArkeDrError
 from ..kubo.client import KuboClient, normalize_api
 

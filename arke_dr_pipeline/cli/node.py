@@ -29,8 +29,8 @@ def doctor(obj: Ctx):
 @operation
 def status(obj: Ctx):
     """The archive on the node: pointer fields and the number of tip files, as JSON."""
-    from ..dr.pointer import read_pointer
-    from ..dr.tips import iter_tips
+    from ..dr.archive.pointer import read_pointer
+    from ..dr.archive.tips import iter_tips
 
     with obj.client() as client:
         pointer = read_pointer(client, obj.settings.index_pointer_path)

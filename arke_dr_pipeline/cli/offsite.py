@@ -13,7 +13,7 @@ def offsite():
 
 
 def _target(obj: Ctx, url: str | None):
-    from ..dr.offsite import OffsiteTarget
+    from ..dr.offsite.copy import OffsiteTarget
 
     url = url or obj.settings.offsite_url
     if not url:
@@ -28,8 +28,8 @@ def _target(obj: Ctx, url: str | None):
 @operation
 def offsite_upload(obj: Ctx, car, url):
     """Copy one local backup offsite; the sidecar goes up after the copy reads back right."""
-    from ..dr.offsite import S3Config, upload_backup
-    from ..dr.verify import car_file
+    from ..dr.offsite.copy import S3Config, upload_backup
+    from ..dr.verify.car import car_file
 
     result = upload_backup(S3Config.from_env(), _target(obj, url), car_file(car))
     _emit({"car": result.car_key, "sidecar": result.sidecar_key, "bytes": result.bytes,
@@ -43,8 +43,8 @@ def offsite_upload(obj: Ctx, car, url):
 def offsite_list(obj: Ctx, url):
     """The offsite copies, newest first: seq, time, size, `verified <when a re-read last matched>` or
     `NOT VERIFIED (why)`, URL."""
-    from ..dr.offsite import S3Config
-    from ..dr.offsite_verify import list_copies
+    from ..dr.offsite.copy import S3Config
+    from ..dr.offsite.reread import list_copies
 
     rows = list_copies(S3Config.from_env(), _target(obj, url))
     status = [f"verified {r['verified_at']}" if r["verified"] else f"NOT VERIFIED ({r['problem']})" for r in rows]
@@ -62,11 +62,11 @@ def offsite_list(obj: Ctx, url):
 def offsite_verify(obj: Ctx, key, subset):
     """Re-read one copy (s3://BUCKET/KEY.car, or a key under ARKE_OFFSITE_URL) and its chain against their
     sidecars; or, with --subset n/t, a slice of all the copies."""
-    from ..dr.offsite import S3Config
-    from ..dr.offsite_verify import verify_copy
+    from ..dr.offsite.copy import S3Config
+    from ..dr.offsite.reread import verify_copy
 
     if subset is not None:
-        from ..dr.sampling import parse_subset, verify_subset
+        from ..dr.offsite.sampling import parse_subset, verify_subset
 
         n, t = parse_subset(subset)
         result = verify_subset(S3Config.from_env(), _target(obj, key), n, t, obj.settings.backups_dir)

@@ -24,24 +24,24 @@ from .base import Ctx, _emit, _fail, _json_mode, main, operation, seconds_ok
 def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout, pis, tips):
     """Rebuild the archive on a node from one CAR (a path, or s3://BUCKET/KEY.car); or, with --pi,
     bring back chosen entities without touching the rest."""
-    from ..dr.restore import restore as do_restore
+    from ..dr.restore.whole import restore as do_restore
 
     if not seconds_ok(wait_timeout):
         _fail("--wait-timeout must be a positive number of seconds", 2)
     if tips and not pis:
         _fail("--tips goes with --pi", 2)
-    from ..dr.fetch import discard, fetch, is_staged, promote
+    from ..dr.restore.fetch import discard, fetch, is_staged, promote
 
     if pis:
-        from ..dr.partial import restore_entities
+        from ..dr.restore.partial import restore_entities
 
         staged = None
         if car.startswith("s3://"):
-            from ..dr.offsite import S3Config
+            from ..dr.offsite.copy import S3Config
 
             car = staged = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
         try:
-            from ..dr.backup import backup_lock
+            from ..dr.backup.run import backup_lock
 
             with obj.client() as client, backup_lock(obj.settings):
                 client.wait_until_ready(wait_timeout)
@@ -54,7 +54,7 @@ def restore(obj: Ctx, car, snapshot_cid, seq, force, wait_timeout, pis, tips):
         return
 
     if car.startswith("s3://"):
-        from ..dr.offsite import S3Config
+        from ..dr.offsite.copy import S3Config
 
         car = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
     try:
@@ -86,7 +86,7 @@ def dump_cmd(obj: Ctx, out, at_snapshot):
     import tempfile
     from pathlib import Path
 
-    from ..dr.dump import dump
+    from ..dr.archive.dump import dump
 
     with obj.client() as client:
         if out:
@@ -112,7 +112,7 @@ def diff_cmd(a, b, limit):
     """The first differences between two dumps; exit 1 if there are any."""
     from pathlib import Path
 
-    from ..dr.dump import diff
+    from ..dr.archive.dump import diff
 
     found = diff(Path(a), Path(b), limit=limit)
     _emit({"equal": not found, "differences": found}, "\n".join(found) if found else "")

@@ -15,7 +15,7 @@ from .base import Ctx, _emit, _fail, main, operation
 @operation
 def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
     """Check a snapshot (default: the latest): no duplicate PIs, valid CIDs, size."""
-    from ..dr.criteria import verify_snapshot
+    from ..dr.archive.criteria import verify_snapshot
 
     with obj.client() as client:
         report = verify_snapshot(client, obj.settings.index_pointer_path, snapshot_cid)
@@ -34,13 +34,13 @@ def verify_snapshot_cmd(obj: Ctx, snapshot_cid):
 def ls_cmd(obj: Ctx, car, seq):
     """The entities a backup holds (PI, version, time, tip), offline, from a CAR (its chain for a delta)
     or s3://BUCKET/KEY.car; verified first, so what it lists is what a restore gives."""
-    from ..dr.fetch import discard, fetch
-    from ..dr.verify import verify_car
+    from ..dr.restore.fetch import discard, fetch
+    from ..dr.verify.car import verify_car
     from ..ipld.cid import cid_str, parse_cid
 
     staged = None
     if car.startswith("s3://"):
-        from ..dr.offsite import S3Config
+        from ..dr.offsite.copy import S3Config
 
         car = staged = fetch(S3Config.from_env(), car, obj.settings.backups_dir)
     try:
@@ -67,12 +67,12 @@ def ls_cmd(obj: Ctx, car, seq):
 @operation
 def verify_car_cmd(car, snapshot_cid, seq):
     """Verify a CAR offline: every block, every link, the whole archive."""
-    from ..dr.verify import verify_car
+    from ..dr.verify.car import verify_car
 
     report, _ = verify_car(car, snapshot_cid=snapshot_cid, seq=seq)
     _emit(report.to_dict())
     if report.lost:
-        from ..dr.loss import summary
+        from ..dr.backup.loss import summary
 
         click.echo(f"warning: taken {summary(report.lost)} (its sidecar names them)", err=True)
 
@@ -85,7 +85,7 @@ def verify_car_cmd(car, snapshot_cid, seq):
 @operation
 def prove_cmd(car, since, cid):
     """A proof from the backups' append-only log, as JSON on stdout."""
-    from ..dr.prove import prove_consistency, prove_inclusion
+    from ..dr.verify.prove import prove_consistency, prove_inclusion
 
     if (since is None) == (cid is None):
         _fail("give --since OLDER_CAR (consistency) or --cid CID (inclusion), one of the two", 2)
@@ -100,8 +100,8 @@ def prove_cmd(car, since, cid):
 @operation
 def verify_proof_cmd(proof, old_root, new_root, root):
     """Check a proof offline, with only the roots; exit 5 if it does not hold."""
-    from ..dr.prove import verify_proof
-    from ..dr.translog import ProofError
+    from ..dr.backup.translog import ProofError
+    from ..dr.verify.prove import verify_proof
 
     try:
         doc = json.loads(proof.read())

@@ -9,13 +9,13 @@ nothing between them but the index pointer and the files they wrote.
 import dagster as dg
 from pydantic import Field
 
-from ..dr.backup import backup_lock, pin_backup, take_inventory
-from ..dr.dagcheck import BackupInvalid
-from ..dr.export import export_car
-from ..dr.inventory import inventory_path
-from ..dr.loss import unacknowledged
-from ..dr.pointer import ArchiveError, require_pointer
-from ..dr.snapshot import build_snapshot
+from ..dr.archive.pointer import ArchiveError, require_pointer
+from ..dr.archive.snapshot import build_snapshot
+from ..dr.backup.export import export_car
+from ..dr.backup.inventory import inventory_path
+from ..dr.backup.loss import unacknowledged
+from ..dr.backup.run import backup_lock, pin_backup, take_inventory
+from ..dr.verify.dagcheck import BackupInvalid
 from .failures import speaks_dagster
 from .resources import KuboResource, StorageResource
 

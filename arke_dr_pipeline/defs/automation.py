@@ -5,7 +5,7 @@ import os
 
 import dagster as dg
 
-from ..dr.pointer import require_pointer
+from ..dr.archive.pointer import require_pointer
 from .alerts import alert_line, send_alert
 from .assets import EXCLUSIVE_TAG, GROUP, event_chain_head, snapshot
 from .resources import AlertResource, KuboResource, StorageResource

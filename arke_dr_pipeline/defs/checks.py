@@ -4,11 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..dr.criteria import verify_snapshot
-from ..dr.dagcheck import BackupInvalid
-from ..dr.inventory import inventory_diff
-from ..dr.loss import summary, unacknowledged
-from ..dr.verify import read_sidecar, verify_car
+from ..dr.archive.criteria import verify_snapshot
+from ..dr.backup.inventory import inventory_diff
+from ..dr.backup.loss import summary, unacknowledged
+from ..dr.verify.car import read_sidecar, verify_car
+from ..dr.verify.dagcheck import BackupInvalid
 from .assets import car_file, cid_inventory, handed, snapshot
 from .resources import KuboResource, StorageResource
 

@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from ..dr.drill import drill
+from ..dr.restore.drill import drill
 from .assets import arke_asset, car_file, human_bytes
 from .automation import backup_job, schedule_status
 from .resources import KuboResource, OffsiteResource, StorageResource

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import dagster as dg
 
-from ..dr.config import Settings
-from ..dr.dagcheck import BackupInvalid
+from ..dr.plumbing.config import Settings
+from ..dr.verify.dagcheck import BackupInvalid
 from ..errors import ArkeDrError
 from ..kubo.errors import KuboError
 

@@ -9,7 +9,7 @@ import time
 import dagster as dg
 from dagster._utils.schedules import cron_string_iterator
 
-from ..dr.freshness import backup_age, freshness
+from ..dr.catalog.freshness import backup_age, freshness
 from ..kubo.errors import KuboUnreachable
 from .assets import car_file
 from .automation import backup_cron, snapshot_threshold

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..dr.config import DEFAULT_POINTER, Settings
-from ..dr.lock import replacing_archive
+from ..dr.plumbing.config import DEFAULT_POINTER, Settings
+from ..dr.plumbing.lock import replacing_archive
 from ..kubo.client import KuboClient
 from ..kubo.transport import make_transport
 
@@ -101,7 +101,7 @@ class OffsiteResource(dg.ConfigurableResource):
         return replace(settings, offsite_url=url) if url else settings
 
     def s3(self):
-        from ..dr.offsite import S3Config
+        from ..dr.offsite.copy import S3Config
 
         return S3Config.from_env(endpoint_url=self.endpoint_url, region=self.region,
                                  access_key_id=self.access_key_id, secret_access_key=self.secret_access_key)

@@ -11,11 +11,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..dr.dagcheck import BackupInvalid
-from ..dr.fetch import discard, fetch, is_staged, promote
-from ..dr.offsite import OffsiteError
-from ..dr.paths import PathRefused, backup_path
-from ..dr.restore import Restore, RestoreRefused
+from ..dr.offsite.copy import OffsiteError
+from ..dr.plumbing.paths import PathRefused, backup_path
+from ..dr.restore.fetch import discard, fetch, is_staged, promote
+from ..dr.restore.whole import Restore, RestoreRefused
+from ..dr.verify.dagcheck import BackupInvalid
 from ..errors import BadInput
 from .assets import POOL
 from .failures import speaks_dagster

@@ -4,7 +4,7 @@ local folder and the offsite prefix, and old pin covers removed."""
 
 import dagster as dg
 
-from ..dr.retention import RetentionPolicy, prune
+from ..dr.catalog.retention import RetentionPolicy, prune
 from .assets import arke_asset, human_bytes
 from .offsite import offsite_copy
 from .resources import KuboResource, OffsiteResource, StorageResource

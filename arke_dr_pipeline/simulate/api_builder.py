@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from ..arke.models import tip_path
 from ..arke.upstream_proof import proof_fields
-from ..dr.config import Settings
+from ..dr.plumbing.config import Settings
 from ..kubo.client import KuboClient
 from ..kubo.errors import KuboError
 

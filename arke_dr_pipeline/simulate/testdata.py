@@ -13,7 +13,7 @@ seed's generator writes (dag-json events, `arke/manifest@v1`, tag-42
 links); `mixed`, an archive begun in the seed's shape and grown by the API,
 so the chain switches codec midway and both schema spellings appear. Like
 the API, which pins every object it writes, the generator leaves every
-block pinned (one pin of a cover, dr/pins.py).
+block pinned (one pin of a cover, dr/backup/pins.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import cbrrr
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, POINTER_SCHEMA, Event, Manifest
 from ..arke.snapshot_codec import encode_dag_json
-from ..dr.config import Settings
-from ..dr.pins import pin_cover
-from ..dr.pointer import ArchiveError, read_pointer
-from ..dr.progress import log, progress
-from ..dr.tips import install_tips
+from ..dr.archive.pointer import ArchiveError, read_pointer
+from ..dr.archive.tips import install_tips
+from ..dr.backup.pins import pin_cover
+from ..dr.plumbing.config import Settings
+from ..dr.plumbing.progress import log, progress
 from ..errors import BadInput
 from ..ipld.car import CarWriter, replace_root
 from ..ipld.cid import DAG_CBOR, DAG_JSON, cid_str, make_cid

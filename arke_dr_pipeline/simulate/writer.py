@@ -23,9 +23,9 @@ import threading
 import time
 
 from ..arke.models import API_MANIFEST_SCHEMA, MANIFEST_SCHEMA, Manifest, tip_path
-from ..dr.config import Settings
-from ..dr.pointer import require_pointer
-from ..dr.progress import progress
+from ..dr.archive.pointer import require_pointer
+from ..dr.plumbing.config import Settings
+from ..dr.plumbing.progress import progress
 from ..errors import BadInput
 from ..ipld.links import dag_cbor_links
 from ..kubo.client import KuboClient

@@ -124,11 +124,11 @@ def test_a_chunk_not_in_the_plain_form_goes_to_the_decoder():
 
 @pytest.mark.parametrize("digest", [32, 64])
 def test_listing_blocks_stay_under_kubos_block_limit(digest):
-    """The walk's listing blocks (dr/traverse.py), for sha2-256 and sha2-512 CIDs."""
+    """The walk's listing blocks (dr/backup/traverse.py), for sha2-256 and sha2-512 CIDs."""
     import cbrrr
 
     from arke_dr_pipeline.arke.snapshot_codec import size_groups
-    from arke_dr_pipeline.dr.traverse import BATCH, LISTING_BYTES
+    from arke_dr_pipeline.dr.backup.traverse import BATCH, LISTING_BYTES
 
     cids = [bytes([1, 0x71, 0x12 if digest == 32 else 0x13, digest]) + random.Random(i).randbytes(digest)
             for i in range(BATCH)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from arke_dr_pipeline.dr.config import Settings
+from arke_dr_pipeline.dr.plumbing.config import Settings
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.simulate.testdata import seed_scenario
 from arke_dr_pipeline_tests.conftest import make_settings

@@ -13,7 +13,7 @@ import pytest
 from arke_dr_pipeline.defs import defs
 from arke_dr_pipeline.defs.automation import snapshot_sensor
 from arke_dr_pipeline.defs.resources import KuboResource, RestoreLock, StorageResource
-from arke_dr_pipeline.dr.pointer import require_pointer
+from arke_dr_pipeline.dr.archive.pointer import require_pointer
 from arke_dr_pipeline.ipld.cid import parse_cid, split_cid
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate, seed_scenario
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
@@ -225,7 +225,7 @@ def test_a_second_backup_job_writes_a_delta_and_retention_keeps_its_chain(client
 
 def test_a_lost_block_fails_its_check_and_alerts_and_the_car_stands(fresh_kubo, tmp_path):
     """The run fails (so `dr_failure_alert` sends its line) on a blocking check, after the CAR is in place."""
-    from arke_dr_pipeline.dr.tips import read_tips
+    from arke_dr_pipeline.dr.archive.tips import read_tips
     from arke_dr_pipeline.kubo.client import KuboClient
     from arke_dr_pipeline_tests.conftest import make_settings
 

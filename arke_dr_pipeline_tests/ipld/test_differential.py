@@ -23,9 +23,9 @@ import struct
 import cbrrr
 import pytest
 
-from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.pins import pin_cover
-from arke_dr_pipeline.dr.verify import verify_car
+from arke_dr_pipeline.dr.backup.pins import pin_cover
+from arke_dr_pipeline.dr.verify.car import verify_car
+from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
 from arke_dr_pipeline.ipld.car import car_section
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, DAG_PB, RAW, cid_str, make_cid, uvarint
 from arke_dr_pipeline.kubo.client import KuboClient

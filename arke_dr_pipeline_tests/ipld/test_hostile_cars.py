@@ -11,9 +11,9 @@ import pytest
 
 from arke_dr_pipeline.arke.models import Event, Manifest, SnapshotEntry
 from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
-from arke_dr_pipeline.dr.dagcheck import BackupInvalid
-from arke_dr_pipeline.dr.restore import restore
-from arke_dr_pipeline.dr.verify import verify_car
+from arke_dr_pipeline.dr.restore.whole import restore
+from arke_dr_pipeline.dr.verify.car import verify_car
+from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
 from arke_dr_pipeline.ipld.car import CARV2_PRAGMA, car_header, car_section
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, DAG_JSON, RAW, cid_str, make_cid, uvarint
 from arke_dr_pipeline.ipld.unixfs import file_blocks

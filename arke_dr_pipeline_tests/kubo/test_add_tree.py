@@ -1,7 +1,7 @@
 """One `add` of a whole tip tree, at the size of a 150,000-entity archive:
 restore installs every tip this way, and it must finish, not hang."""
 
-from arke_dr_pipeline.dr.tips import tip_relpath
+from arke_dr_pipeline.dr.archive.tips import tip_relpath
 
 ENTITIES = 150_000
 

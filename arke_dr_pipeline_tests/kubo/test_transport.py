@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from arke_dr_pipeline.dr.restore import restore
+from arke_dr_pipeline.dr.restore.whole import restore
 from arke_dr_pipeline.kubo.client import KuboClient
 from arke_dr_pipeline.kubo.errors import KuboError
 from arke_dr_pipeline.kubo.transport import DockerTransport, HttpTransport, LocalExecBackend

@@ -7,9 +7,9 @@ import cbrrr
 
 from arke_dr_pipeline.arke.models import Manifest
 from arke_dr_pipeline.arke.snapshot_codec import encode_dag_json
-from arke_dr_pipeline.dr.chain import walk_events
-from arke_dr_pipeline.dr.pointer import require_pointer
-from arke_dr_pipeline.dr.tips import read_tips
+from arke_dr_pipeline.dr.archive.event_chain import walk_events
+from arke_dr_pipeline.dr.archive.pointer import require_pointer
+from arke_dr_pipeline.dr.archive.tips import read_tips
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, cid_str, make_cid, parse_cid
 from arke_dr_pipeline.ipld.links import dag_cbor_links
 from arke_dr_pipeline.ipld.unixfs import file_blocks

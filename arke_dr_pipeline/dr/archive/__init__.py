@@ -1,0 +1,1 @@
+"""The live archive on the node: the event chain, the index pointer, tips, snapshots, the dump."""
