@@ -102,5 +102,6 @@ def test_the_stack_has_no_default_password_and_takes_offsite_settings_from_the_e
     assert "DAGSTER_POSTGRES_PASSWORD:-" not in text
     env = load(BASE)["x-arke-env"]
     assert env["DAGSTER_POSTGRES_PASSWORD"].startswith("${DAGSTER_POSTGRES_PASSWORD:?")
-    for var in ("ARKE_OFFSITE_URL", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for var in ("ARKE_OFFSITE_URL", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "ARKE_OFFSITE_MBPS", "ARKE_OFFSITE_LOCK_DAYS"):
         assert env[var] == f"${{{var}:-}}", var

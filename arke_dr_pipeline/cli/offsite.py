@@ -28,8 +28,8 @@ def _target(obj: Ctx, url: str | None):
 @operation
 def offsite_upload(obj: Ctx, car, url):
     """Copy one local backup offsite; the sidecar goes up after the copy reads back right."""
+    from ..dr.catalog.sidecar import car_file
     from ..dr.offsite.copy import S3Config, upload_backup
-    from ..dr.verify.car import car_file
 
     result = upload_backup(S3Config.from_env(), _target(obj, url), car_file(car))
     _emit({"car": result.car_key, "sidecar": result.sidecar_key, "bytes": result.bytes,

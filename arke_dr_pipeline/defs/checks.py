@@ -7,7 +7,8 @@ import dagster as dg
 from ..dr.archive.criteria import verify_snapshot
 from ..dr.backup.inventory import inventory_diff
 from ..dr.backup.loss import summary, unacknowledged
-from ..dr.verify.car import read_sidecar, verify_car
+from ..dr.catalog.sidecar import read_sidecar
+from ..dr.verify.car import verify_car
 from ..dr.verify.dagcheck import BackupInvalid
 from .assets import car_file, cid_inventory, handed, snapshot
 from .resources import KuboResource, StorageResource

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from ..dr.catalog.sidecar import read_sidecar
 from ..dr.offsite.copy import OffsiteTarget, upload_backup
 from ..dr.offsite.sampling import verify_subset
-from ..dr.verify.car import read_sidecar
 from .assets import arke_asset, car_file, human_bytes
 from .automation import schedule_status
 from .failures import speaks_dagster

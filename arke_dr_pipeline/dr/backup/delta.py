@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ...ipld.car import CarError, CarReader
 from ...ipld.cid import cid_str, parse_cid
-from ..verify.car import read_sidecar
+from ..catalog.sidecar import read_sidecar
 from ..verify.dagcheck import ROLES, BackupInvalid, DagCheck
 from ..verify.report import BackupReport
 from .inventory import inventory_rows

@@ -22,12 +22,13 @@ from ...kubo.client import KuboClient
 from ..archive.pointer import current_snapshot
 from ..catalog.chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, write_delta
 from ..catalog.freshness import newest_backup, next_order, stamped_ahead
+from ..catalog.sidecar import read_sidecar
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_write_json
 from ..plumbing.paths import staging_car_path, staging_delta_path
 from ..plumbing.progress import log
 from ..plumbing.spill import SortedLines
-from ..verify.car import read_sidecar, verify_car
+from ..verify.car import verify_car
 from ..verify.dagcheck import BackupInvalid, DagCheck
 from ..verify.report import BackupReport
 from .delta import NotAnExtension, verify_delta

@@ -27,11 +27,11 @@ from ...ipld.car import CarWriter
 from ...ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid
 from ...kubo.client import KuboClient
 from ..catalog.format import INVENTORY_HEADER
+from ..catalog.sidecar import read_sidecar
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_file, atomic_write_json
 from ..plumbing.paths import staging_delta_path
 from ..plumbing.spill import CidSet, SpillFile
-from ..verify.car import read_sidecar
 from ..verify.dagcheck import BackupInvalid, DagCheck
 from .delta import check_extends
 from .inventory import (

@@ -75,7 +75,7 @@ def preserve_named(settings: Settings, path: Path, lost: list[dict]) -> None:
     if not path.exists():
         return
     from ..catalog.freshness import listed_backups
-    from ..verify.car import sidecar_path
+    from ..catalog.sidecar import sidecar_path
 
     new = sorted(e["cid"] for e in lost)
     for car, meta in listed_backups(settings.backups_dir):

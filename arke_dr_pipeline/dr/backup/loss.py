@@ -171,3 +171,12 @@ def tainted(cars: Iterable[Path], lost: set[bytes]) -> set[bytes]:
                 bad.add(cid)
                 changed = True
     return bad - lost
+
+
+def declared_lost(sidecar: dict | None) -> set[bytes]:
+    from ..verify.dagcheck import BackupInvalid
+
+    try:
+        return declared(sidecar)
+    except LossRefused as exc:
+        raise BackupInvalid(None, str(exc)) from None

@@ -30,7 +30,7 @@ from ...ipld.cid import DAG_CBOR, IDENTITY, cid_str, make_cid, parse_cid, split_
 from ...kubo.client import KuboClient
 from ..archive.pointer import ArchiveError
 from ..catalog.chains import chain_of
-from ..verify.car import read_sidecar
+from ..catalog.sidecar import read_sidecar
 from ..verify.dagcheck import BackupInvalid
 from .inventory import inventory_cids
 from .loss import read_loss, tainted

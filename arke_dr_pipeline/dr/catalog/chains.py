@@ -17,19 +17,16 @@ restore than the chain it would extend).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...ipld.car import CarError, CarReader, CarWriter
-from ...ipld.cid import cid_str, parse_cid
+from ...ipld.car import CarReader, CarWriter
+from ...ipld.cid import parse_cid
 from ..backup.inventory import inventory_cids
-from ..plumbing.progress import progress
-from ..verify.car import car_file, declared_lost, read_sidecar
-from ..verify.dagcheck import BackupInvalid, DagCheck
-from ..verify.report import BackupReport
+from ..verify.dagcheck import BackupInvalid
 from .freshness import newest_backup
+from .sidecar import car_file, read_sidecar, sha256_file
 
 MAX_CHAIN = 7
 MAX_RATIO = 0.5
@@ -50,14 +47,6 @@ class ChainPolicy:
             from ...errors import BadInput
 
             raise BadInput("ARKE_DELTA_MAX_CHAIN must be a whole number and ARKE_DELTA_MAX_RATIO a number") from None
-
-
-def sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb", buffering=1 << 20) as fh:
-        while chunk := fh.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def chain_of(car: Path, *, hashed: bool = True) -> list[Path]:
@@ -153,39 +142,6 @@ def write_delta(staged: Path, out: Path, keep: set[bytes]) -> tuple[int, str, in
         out.unlink(missing_ok=True)
         raise BackupInvalid(None, f"the staged CAR holds {count} of the delta's {len(keep)} blocks")
     return sink.size, sink.sha.hexdigest(), count
-
-
-def verify_chain(chain: list[Path], *, snapshot_cid: str | None = None,
-                 seq: int | None = None) -> tuple[BackupReport, DagCheck]:
-    """The chain as one archive, rooted at its newest CAR: every block hashed, every link inside the chain."""
-    newest = chain[-1]
-    with open(newest, "rb") as fh:
-        roots = list(CarReader(fh).roots)
-    check = DagCheck(roots)
-    for link in chain:
-        check.declared |= declared_lost(read_sidecar(link))
-    bar = progress(f"verifying the chain of {newest.name}", total=sum(p.stat().st_size for p in chain), unit="B")
-    try:
-        for car in chain:
-            try:
-                with open(car, "rb", buffering=1 << 20) as fh:
-                    reader = CarReader(fh, hash_bytes=True)
-                    for block in reader:
-                        check.add(block.cid, block.data)
-                bar.update(car.stat().st_size)
-            except CarError as exc:
-                raise BackupInvalid(None, f"{car.name}: {exc}") from None
-    finally:
-        bar.close()
-    target = parse_cid(snapshot_cid) if snapshot_cid else roots[0]
-    if seq is not None:
-        target = check.snapshot_by_seq(target, seq)
-    report = check.finish(target).with_car(car=str(newest), size=newest.stat().st_size, version=1,
-                                            sha256=sha256_file(newest), roots=[cid_str(r) for r in roots])
-    sidecar = read_sidecar(newest)
-    if sidecar is not None and (sidecar.get("sha256"), sidecar.get("size")) != (report.sha256, report.size):
-        raise BackupInvalid(None, f"{newest.name} is not the file its sidecar describes (sha256 or size differs)")
-    return report, check
 
 
 def resolve(car: str | os.PathLike) -> list[Path]:

@@ -17,8 +17,7 @@ from pathlib import Path
 from ...kubo.client import KuboClient
 from ..archive.pointer import read_pointer
 from ..plumbing.config import Settings
-
-STAMP = "%Y%m%dT%H%M%SZ"
+from .order import STAMP, order_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,17 +38,6 @@ def listed_backups(backups_dir: Path) -> Iterator[tuple[Path, dict]]:
 
     for name, meta in LocalStore(backups_dir).sidecars():
         yield backups_dir / name, meta
-
-
-def order_key(meta: dict) -> tuple[int, int, str]:
-    """Newest last, never by the wall clock first: one backup stamped a year ahead must not stay
-    "newest". A sidecar's `order` counts the folder's backups as they were made (one more than
-    the highest listed); sidecars from before it have none (0), and go by seq, then stamp."""
-    order = meta.get("order")
-    seq = meta.get("seq")
-    stamp = meta.get("timestamp")
-    return (order if type(order) is int else 0, seq if type(seq) is int else -1,
-            stamp if isinstance(stamp, str) else "")
 
 
 def next_order(backups_dir: Path) -> int:

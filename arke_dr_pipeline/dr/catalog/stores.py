@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...errors import ArkeDrError
-from .freshness import STAMP, order_key
+from .order import STAMP, order_key
 
 
 @dataclass(frozen=True, kw_only=True)

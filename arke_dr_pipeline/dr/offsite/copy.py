@@ -32,9 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ...errors import ArkeDrError, BadInput
+from ..catalog.sidecar import read_sidecar, sidecar_path
 from ..plumbing.progress import log, progress
-from ..verify.car import read_sidecar, sidecar_path
 from .objectlock import LockPolicy, extend
+from .throttle import LimitedClient, Throttle
 
 CHUNK = 8 << 20
 PART = 64 << 20
@@ -85,6 +86,7 @@ class S3Config:
     region: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    throttle: Throttle | None = field(default=None, repr=False, compare=False)  # ARKE_OFFSITE_MBPS
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> S3Config:
@@ -94,6 +96,7 @@ class S3Config:
                   "access_key_id": env.get("AWS_ACCESS_KEY_ID") or None,
                   "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None}
         values.update({k: v for k, v in overrides.items() if v})
+        values.setdefault("throttle", Throttle.from_env(env))
         return cls(**values)
 
     def for_prune(self, env=None) -> S3Config:
@@ -115,9 +118,10 @@ class S3Config:
         config = Config(s3={"addressing_style": "path" if self.endpoint_url else "auto"},
                         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60,
                         request_checksum_calculation="when_required", response_checksum_validation="when_required")
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1",
-                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-                            config=config)
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1",
+                              aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                              config=config)
+        return LimitedClient(client, self.throttle) if self.throttle else client
 
 
 def explain(exc: Exception, s3: S3Config, what: str) -> OffsiteError:
@@ -200,6 +204,8 @@ def upload_backup(s3: S3Config, target: OffsiteTarget, car: str | os.PathLike, *
                                  bytes=sidecar["size"], upload_seconds=0.0, verify_seconds=0.0, already_there=True)
         _abort_unfinished(client, target)
         started = time.monotonic()
+        if s3.throttle:
+            log(f"offsite bandwidth limited to {s3.throttle.rate / 1e6:g} MB/s (ARKE_OFFSITE_MBPS)")
         bar = progress(f"uploading {car.name}", total=car.stat().st_size, unit="B")
         try:
             client.upload_file(str(car), target.bucket, car_key, Callback=bar.update,

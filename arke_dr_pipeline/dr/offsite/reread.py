@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from ..catalog.freshness import order_key
+from ..catalog.order import order_key
 from .copy import (
     OffsiteError,
     OffsiteTarget,

@@ -26,13 +26,14 @@ from ...kubo.client import KuboClient
 from ...kubo.daemon import KuboDaemon
 from ..archive.dump import diff, dump
 from ..archive.pointer import read_pointer
-from ..catalog.freshness import STAMP, newest_backup
+from ..catalog.freshness import newest_backup
+from ..catalog.order import STAMP
+from ..catalog.sidecar import read_sidecar
 from ..offsite.copy import OffsiteError, OffsiteTarget, S3Config
 from ..offsite.reread import list_copies
 from ..plumbing.config import Settings
 from ..plumbing.lock import reading_archive
 from ..plumbing.progress import log
-from ..verify.car import read_sidecar
 from ..verify.dagcheck import BackupInvalid
 from .fetch import fetch
 from .whole import Restore, RestoreRefused

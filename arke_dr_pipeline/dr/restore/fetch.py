@@ -19,10 +19,10 @@ import os
 import shutil
 from pathlib import Path
 
+from ..catalog.sidecar import read_sidecar, sidecar_path
 from ..offsite.copy import OffsiteError, S3Config, parse_object_url, read_back, remote_sidecar, s3_calls
 from ..plumbing.files import WriteFailed, atomic_write_json
 from ..plumbing.progress import log
-from ..verify.car import read_sidecar, sidecar_path
 
 STAGING_PREFIX = ".offsite-fetch-"
 

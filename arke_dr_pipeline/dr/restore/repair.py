@@ -28,7 +28,8 @@ from ..backup.inventory import inventory_cids
 from ..backup.pins import pin_cover
 from ..backup.traverse import checked_stream
 from ..catalog.chains import chain_of
-from ..catalog.freshness import listed_backups, order_key
+from ..catalog.freshness import listed_backups
+from ..catalog.order import order_key
 from ..plumbing.config import Settings
 from ..plumbing.progress import log
 from ..verify.dagcheck import DagCheck

@@ -31,13 +31,14 @@ from ..archive.snapshot import now_ts
 from ..archive.tips import install_tips, iter_tips, read_tips
 from ..backup.loss import summary as loss_summary
 from ..backup.pins import pin_present
-from ..catalog.chains import resolve, verify_chain
+from ..catalog.chains import resolve
+from ..catalog.sidecar import car_file, read_sidecar
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_write_json
 from ..plumbing.lock import replacing_archive
 from ..plumbing.progress import log
 from ..plumbing.spill import SortedLines
-from ..verify.car import car_file, read_sidecar, verify_car
+from ..verify.car import verify_car, verify_chain
 from ..verify.dagcheck import BackupInvalid, DagCheck
 from ..verify.report import BackupReport
 

@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ...ipld.car import CarError, CarReader
 from ...ipld.cid import CIDError, cid_str, parse_cid
-from ..catalog.format import NewerFormat, check_format
+from ..backup.loss import declared_lost
+from ..catalog.chains import chain_of
+from ..catalog.sidecar import car_file, read_sidecar, sha256_file, sidecar_path
 from ..plumbing.progress import progress
 from .dagcheck import BackupInvalid, DagCheck
 from .report import BackupReport
-
-
-def sidecar_path(car: Path) -> Path:
-    return car.with_suffix(".json")
-
-
-def read_sidecar(car: Path) -> dict | None:
-    path = sidecar_path(car)
-    if not path.exists():
-        return None
-    try:
-        if not path.is_file():
-            raise BackupInvalid(None, f"sidecar {path} is not a regular file")
-        if path.stat().st_size > 1 << 20:
-            raise BackupInvalid(None, f"sidecar {path} is over 1 MiB: not one of ours")
-        sidecar = json.loads(path.read_bytes())
-    except (ValueError, RecursionError):
-        raise BackupInvalid(None, f"sidecar {path} is not JSON") from None
-    except OSError as exc:
-        raise BackupInvalid(None, f"sidecar {path} cannot be read: {exc.strerror or exc}") from None
-    if not isinstance(sidecar, dict):
-        raise BackupInvalid(None, f"sidecar {path} is not a JSON object")
-    try:
-        check_format(sidecar.get("format"), f"sidecar {path}")
-    except NewerFormat as exc:
-        raise BackupInvalid(None, str(exc)) from None
-    return sidecar
-
-
-def car_file(path: str | os.PathLike) -> Path:
-    """The CAR at `path`, or a one-line refusal saying what is wrong with the path."""
-    try:
-        car = Path(path)
-        if "\0" in str(car):
-            raise BackupInvalid(None, "the CAR path contains a NUL byte")
-        if not car.exists():
-            raise BackupInvalid(None, f"{_shown(car)}: no such file")
-        if not car.is_file():
-            raise BackupInvalid(None, f"{_shown(car)}: not a regular file")
-        with open(car, "rb"):
-            pass
-    except OSError as exc:
-        raise BackupInvalid(None, f"{_shown(path)}: {exc.strerror or exc}") from None
-    return car
-
-
-def _shown(path) -> str:
-    text = str(path)
-    return text if len(text) <= 200 else text[:100] + "..." + text[-60:]
 
 
 def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq: int | None = None,
@@ -73,8 +25,6 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
     car = car_file(path)
     sidecar = read_sidecar(car) if use_sidecar else None
     if sidecar is not None and sidecar.get("kind") == "delta":
-        from ..catalog.chains import chain_of, verify_chain
-
         return verify_chain(chain_of(car), snapshot_cid=snapshot_cid, seq=seq)
     size = car.stat().st_size
     try:
@@ -119,15 +69,6 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
     return report, check
 
 
-def declared_lost(sidecar: dict | None) -> set[bytes]:
-    from ..backup.loss import LossRefused, declared
-
-    try:
-        return declared(sidecar)
-    except LossRefused as exc:
-        raise BackupInvalid(None, str(exc)) from None
-
-
 def _compare_sidecar(report: BackupReport, sidecar: dict) -> None:
     pairs = [("sha256", "sha256"), ("size", "size"), ("block_count", "block_count"),
              ("entity_count", "entity_count"), ("event_count", "event_count")]
@@ -140,3 +81,36 @@ def _compare_sidecar(report: BackupReport, sidecar: dict) -> None:
     for rk, sk in pairs:
         if sk in sidecar and sidecar[sk] != getattr(report, rk):
             raise BackupInvalid(None, f"{sk} is {getattr(report, rk)} but the sidecar says {sidecar[sk]}")
+
+
+def verify_chain(chain: list[Path], *, snapshot_cid: str | None = None,
+                 seq: int | None = None) -> tuple[BackupReport, DagCheck]:
+    """The chain as one archive, rooted at its newest CAR: every block hashed, every link inside the chain."""
+    newest = chain[-1]
+    with open(newest, "rb") as fh:
+        roots = list(CarReader(fh).roots)
+    check = DagCheck(roots)
+    for link in chain:
+        check.declared |= declared_lost(read_sidecar(link))
+    bar = progress(f"verifying the chain of {newest.name}", total=sum(p.stat().st_size for p in chain), unit="B")
+    try:
+        for car in chain:
+            try:
+                with open(car, "rb", buffering=1 << 20) as fh:
+                    reader = CarReader(fh, hash_bytes=True)
+                    for block in reader:
+                        check.add(block.cid, block.data)
+                bar.update(car.stat().st_size)
+            except CarError as exc:
+                raise BackupInvalid(None, f"{car.name}: {exc}") from None
+    finally:
+        bar.close()
+    target = parse_cid(snapshot_cid) if snapshot_cid else roots[0]
+    if seq is not None:
+        target = check.snapshot_by_seq(target, seq)
+    report = check.finish(target).with_car(car=str(newest), size=newest.stat().st_size, version=1,
+                                            sha256=sha256_file(newest), roots=[cid_str(r) for r in roots])
+    sidecar = read_sidecar(newest)
+    if sidecar is not None and (sidecar.get("sha256"), sidecar.get("size")) != (report.sha256, report.size):
+        raise BackupInvalid(None, f"{newest.name} is not the file its sidecar describes (sha256 or size differs)")
+    return report, check

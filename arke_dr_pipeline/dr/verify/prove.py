@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...ipld.cid import cid_str
 from ..backup.translog import Log, ProofError, parse_hex, parse_leaf, verify_consistency, verify_inclusion
-from .car import car_file, read_sidecar
+from ..catalog.sidecar import car_file, read_sidecar
 
 FORMAT = "arke-dr/proof@1"
 

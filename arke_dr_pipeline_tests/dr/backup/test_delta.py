@@ -13,8 +13,9 @@ from arke_dr_pipeline.dr.backup.inventory import inventory_cids
 from arke_dr_pipeline.dr.backup.pins import cover_name
 from arke_dr_pipeline.dr.backup.run import backup as run_backup
 from arke_dr_pipeline.dr.catalog.retention import RetentionPolicy, prune
+from arke_dr_pipeline.dr.catalog.sidecar import read_sidecar
 from arke_dr_pipeline.dr.restore.whole import restore
-from arke_dr_pipeline.dr.verify.car import read_sidecar, verify_car
+from arke_dr_pipeline.dr.verify.car import verify_car
 from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
 from arke_dr_pipeline.ipld.car import CarReader
 from arke_dr_pipeline.ipld.cid import parse_cid

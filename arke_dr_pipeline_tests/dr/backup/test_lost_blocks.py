@@ -17,9 +17,10 @@ import pytest
 from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
 from arke_dr_pipeline.dr.backup.inventory import build_inventory
 from arke_dr_pipeline.dr.backup.run import backup
+from arke_dr_pipeline.dr.catalog.sidecar import read_sidecar
 from arke_dr_pipeline.dr.restore.drill import drill
 from arke_dr_pipeline.dr.restore.whole import restore
-from arke_dr_pipeline.dr.verify.car import read_sidecar, verify_car
+from arke_dr_pipeline.dr.verify.car import verify_car
 from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
 from arke_dr_pipeline.ipld.cid import cid_str
 from arke_dr_pipeline.ipld.links import dag_pb_links

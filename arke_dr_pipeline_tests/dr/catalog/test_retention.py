@@ -14,7 +14,7 @@ from arke_dr_pipeline.dr.backup.inventory import build_inventory
 from arke_dr_pipeline.dr.backup.pins import pin_set
 from arke_dr_pipeline.dr.backup.run import backup as run_backup
 from arke_dr_pipeline.dr.catalog.chains import ChainPolicy, chain_of
-from arke_dr_pipeline.dr.catalog.freshness import STAMP
+from arke_dr_pipeline.dr.catalog.order import STAMP
 from arke_dr_pipeline.dr.catalog.retention import Backup, RetentionPolicy, choose, prune, prune_local
 from arke_dr_pipeline.dr.verify.car import verify_car
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate

@@ -29,25 +29,6 @@ from arke_dr_pipeline_tests.helpers import backup, logical_dump
 from arke_dr_pipeline_tests.s3server import SECRET, S3Server
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = S3Server(tmp_path_factory.mktemp("s3")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-_buckets = iter(range(1, 10_000))
-
-
-@pytest.fixture
-def bucket(s3):
-    name = f"arke-{next(_buckets)}"
-    s3.client().create_bucket(Bucket=name)
-    return name
-
-
 def config(s3: S3Server, **kw) -> S3Config:
     return S3Config.from_env(s3.env(), **kw)
 
@@ -82,12 +63,6 @@ def test_nuclear_from_the_offsite_copy_alone(fresh_kubo, tmp_path, s3, bucket):
         assert logical_dump(client, replace(settings, api_url=fresh_kubo.api_url)) == before
     assert not list(settings.backups_dir.glob(".*download")), "a temporary download was left behind"
     assert SECRET not in restored.stdout + restored.stderr + listed.stdout + listed.stderr
-
-
-@pytest.fixture
-def local_backup(client, settings):
-    generate(client, settings, GenSpec(entities=40, seed=8, image_fraction=0.1))
-    return backup(client, settings)
 
 
 def test_upload_verifies_lists_and_reruns_do_nothing(s3, bucket, local_backup):
