@@ -13,7 +13,8 @@ from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.dr.archive.dump import dump
 from arke_dr_pipeline.dr.archive.event_chain import walk_events
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.archive.tips import read_tips
 from arke_dr_pipeline.dr.backup.run import backup as run_backup
 from arke_dr_pipeline.dr.plumbing.config import Settings

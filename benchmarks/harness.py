@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.archive.tips import install_tips, read_tips
 from arke_dr_pipeline.dr.plumbing.config import Settings
 from arke_dr_pipeline.dr.restore.whole import plan_restore, target_pointer, write_pointer

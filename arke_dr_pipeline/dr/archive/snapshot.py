@@ -15,23 +15,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import zip_longest
 
-from ...arke.models import SnapshotEntry, SnapshotHeader
+from ...arke.models import SnapshotEntry
 from ...arke.snapshot_codec import (
     BLOCK_LIMIT,
     EncodedEntry,
-    decode_chunk_block,
     decode_snapshot,
     entry_ver,
     inline_snapshot_block,
-    reusable_entries,
-    snapshot_all_cids,
     snapshot_blocks,
-    snapshot_entries,
 )
 from ...arke.upstream_proof import proof_fields
-from ...ipld.cid import CIDError, check_block, cid_str, parse_cid, split_cid
+from ...ipld.cid import cid_str, parse_cid
 from ...kubo.client import KuboClient
-from ...kubo.errors import KuboError
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_write_json
 from ..plumbing.lock import reading_archive
@@ -46,6 +41,7 @@ from .pointer import (
     update_snapshot_fields,
 )
 from .proofset import history_cids
+from .snapshot_base import Base, choose_base, entity_count, previous_entries, unreadable_by_the_api
 from .tip_audit import audit_tips
 
 PUT_BATCH = 4  # snapshot blocks per block/put: ~4 MB of request body, put while the next are encoded
@@ -72,39 +68,6 @@ class SnapshotResult:
 
 def now_ts() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def load_snapshot(client: KuboClient, cid: str) -> tuple[SnapshotHeader, dict[str, SnapshotEntry]]:
-    header = decode_snapshot(client.block_get(cid), f"snapshot {cid}", split_cid(parse_cid(cid))[1])
-    entries = {
-        e.pi: e
-        for e in snapshot_entries(header, client.block_get)
-    }
-    return header, entries
-
-
-def _previous_entries(client: KuboClient, cid: str, header: SnapshotHeader,
-                      ) -> dict[str, SnapshotEntry | EncodedEntry]:
-    """The previous snapshot's entries as an incremental build needs them.
-
-    Its chunks are read pipelined and hashed against their CIDs, and an entry
-    in the plain form this project writes is kept as its bytes (its PI and
-    version read from them): decoding 300,000 entries and formatting their
-    CIDs again took 4.5 s of a 6 s incremental build at 10x. The build reads
-    them in a second thread while it walks the new events.
-    """
-    if header.entries is not None:
-        return {e.pi: e for e in header.entries}
-    found: dict[str, SnapshotEntry | EncodedEntry] = {}
-    for i, (chunk, data) in enumerate(client.get_blocks(header.chunks or [])):
-        name = f"snapshot chunk {i} ({cid_str(chunk)})"
-        try:
-            check_block(chunk, data)
-        except CIDError as exc:
-            raise ArchiveError(f"{name} of snapshot {cid}: {exc}") from None
-        kept = reusable_entries(data)
-        found.update(kept if kept is not None else ((e.pi, e) for e in decode_chunk_block(data, name)))
-    return found
 
 
 def _beside(fn, *args) -> Future:
@@ -156,95 +119,6 @@ def build_snapshot(
         return _build(client, settings, trigger=trigger, check_tips=check_tips, full=full)
 
 
-@dataclass
-class _Base:
-    """What a build starts from. `cid`/`header`: the snapshot whose entries it
-    extends (ours, from our record); `proven`: the CIDs that snapshot's
-    upstream proof counted (None: it has none, so every history is walked);
-    `link`: the snapshot the new one names as `prev_snapshot`, the one the
-    index pointer named, and `linked` its proof's CIDs, kept in ours so the
-    API's next consistency check finds nothing deleted."""
-    cid: str | None = None
-    header: SnapshotHeader | None = None
-    proven: set[str] | None = None
-    link: str | None = None
-    linked: set[str] | None = None
-    refused: str | None = None
-    recorded: dict | None = None
-
-
-def _snapshot_block(client: KuboClient, cid: str) -> tuple[SnapshotHeader, bytes]:
-    data = client.block_get(cid)
-    return decode_snapshot(data, f"snapshot {cid}", split_cid(parse_cid(cid))[1]), data
-
-
-def _all_cids(cid: str, data: bytes) -> set[str] | None:
-    return snapshot_all_cids(data, split_cid(parse_cid(cid))[1])
-
-
-def _entity_count(header: SnapshotHeader) -> int:
-    return len(header.entries) if header.entries is not None else header.total_count
-
-
-def _choose_base(client: KuboClient, named: str | None, record: dict | None, anomalies: list[str]) -> _Base:
-    """Entries come from our own newest snapshot (our record) and the chain
-    since, never from a snapshot another writer put in the pointer: the Arke
-    API's builder reads a chunked snapshot as empty and writes what it saw,
-    and its incremental entries can name an older event than their version.
-    With no record of ours the whole chain is walked. A pointer's snapshot
-    that names fewer entities than the one it extends, or than ours, is
-    reported: the API serves it to `/snapshot/latest` until we publish."""
-    recorded = record.get("snapshot_cid") if record else None
-    if not (isinstance(recorded, str) and _on_node(client, recorded)):
-        recorded = None
-    base = _Base(link=named or recorded, recorded=record if recorded else None)
-    if named and named != recorded:
-        header, data = _snapshot_block(client, named)
-        base.linked = _all_cids(named, data)
-        count = _entity_count(header)
-        if recorded and isinstance(record.get("total_count"), int) and record["total_count"] > count:
-            base.refused = f"names {count} entities, our newest snapshot {recorded} names {record['total_count']}"
-        elif header.prev_snapshot is not None:
-            try:
-                before = _entity_count(_snapshot_block(client, cid_str(header.prev_snapshot))[0])
-            except (KuboError, ValueError):
-                before = 0
-            if before > count:
-                base.refused = f"names {count} entities, the snapshot it extends names {before}"
-        if base.refused:
-            anomalies.append(f"the index pointer's snapshot {named} (seq {header.seq}) {base.refused}: "
-                             "not taken as a base; built from the chain and our own record")
-        base.header = header  # for its seq only, unless ours is there
-    if recorded:
-        base.cid = recorded
-        base.header, data = _snapshot_block(client, recorded)
-        base.proven = _all_cids(recorded, data)
-        if base.link == recorded:
-            base.linked = base.proven
-    elif base.header is not None:
-        anomalies.append(f"no record of ours names a snapshot on this node ({record and record.get('snapshot_cid')}):"
-                         " the whole chain is walked")
-    return base
-
-
-def _unreadable_by_the_api(client: KuboClient, settings: Settings) -> bool:
-    named = require_pointer(client, settings.index_pointer_path).latest_snapshot_cid
-    if not named:
-        return False
-    try:
-        return _snapshot_block(client, named)[0].entries is None
-    except (KuboError, ValueError):
-        return False
-
-
-def _on_node(client: KuboClient, cid: str) -> bool:
-    try:
-        client.block_stat(cid)
-        return True
-    except (KuboError, ValueError):
-        return False
-
-
 def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: bool,
            full: bool) -> SnapshotResult:
     started = time.monotonic()
@@ -262,7 +136,7 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
             f"seq {repair['seq']}): a stale rewrite by the Arke API, repaired")
         named = repair["snapshot_cid"]
     record = read_record(settings)
-    base = _choose_base(client, named, record, anomalies)
+    base = choose_base(client, named, record, anomalies)
     prev_cid = base.cid
     entries: dict[str, SnapshotEntry | EncodedEntry] = {}
     loading = None
@@ -278,8 +152,8 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
         seq = max(seq, _seq_floor(settings, prev_cid) + 1)
         if full or stop is None:
             stop = None
-        elif stop != head or (base.link != prev_cid and settings.publishes(_entity_count(prev_header))):
-            loading = _beside(_previous_entries, client, prev_cid, prev_header)
+        elif stop != head or (base.link != prev_cid and settings.publishes(entity_count(prev_header))):
+            loading = _beside(previous_entries, client, prev_cid, prev_header)
         else:
             if repair is not None:
                 update_snapshot_fields(client, settings.index_pointer_path, repair["pointer_fields"])
@@ -381,7 +255,7 @@ def _build(client: KuboClient, settings: Settings, *, trigger: str, check_tips: 
     atomic_write_json(settings.snapshots_dir / f"snapshot-{seq}.json", meta)
     if publish:
         update_snapshot_fields(client, settings.index_pointer_path, meta["pointer_fields"])
-    elif _unreadable_by_the_api(client, settings):
+    elif unreadable_by_the_api(client, settings):
         # a restore (or the release before) left a chunked snapshot there, which
         # the API's builder reads as empty: with no snapshot named it walks the chain
         update_snapshot_fields(client, settings.index_pointer_path,
@@ -404,7 +278,7 @@ def _entry_tip(e: SnapshotEntry | EncodedEntry) -> tuple[bytes, str | None]:
 
 
 def _proof(client: KuboClient, ordered: list, newest: dict[str, SnapshotEntry],
-           old_tips: dict[str, tuple[bytes, str | None]], base: _Base, problems: list[str]) -> dict:
+           old_tips: dict[str, tuple[bytes, str | None]], base: Base, problems: list[str]) -> dict:
     """Upstream's proof fields: the base's CIDs and what changed since, or,
     when the base has no proof, every entity's whole history."""
     started = time.monotonic()

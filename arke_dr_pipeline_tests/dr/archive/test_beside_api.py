@@ -16,7 +16,8 @@ import pytest
 from arke_dr_pipeline.arke.snapshot_codec import encode_snapshot
 from arke_dr_pipeline.arke.upstream_proof import merkle_root
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.archive.tips import read_tips
 from arke_dr_pipeline.dr.backup.run import backup
 from arke_dr_pipeline.dr.restore.whole import restore

@@ -9,7 +9,8 @@ import pytest
 from arke_dr_pipeline.arke.models import Event, Manifest
 from arke_dr_pipeline.dr.archive.event_chain import ChainError, walk_events
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.backup.export import export_car
 from arke_dr_pipeline.dr.backup.inventory import build_inventory
 from arke_dr_pipeline.dr.backup.pins import pin_set

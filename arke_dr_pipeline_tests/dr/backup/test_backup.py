@@ -15,7 +15,8 @@ from arke_dr_pipeline.arke.upstream_proof import merkle_root
 from arke_dr_pipeline.dr.archive.criteria import verify_snapshot
 from arke_dr_pipeline.dr.archive.event_chain import walk_events
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.backup.export import export_car
 from arke_dr_pipeline.dr.backup.inventory import build_inventory, inventory_cids
 from arke_dr_pipeline.dr.backup.run import backup as run_backup
@@ -68,11 +69,11 @@ def test_incremental_equals_full(client, settings, monkeypatch, shape, chunked):
     generate(client, settings, GenSpec(entities=150, events=400, seed=11, image_fraction=0.0, shape=shape))
     first = build_snapshot(client, settings)
     ArchiveWriter(client, settings, seed=3, shape="seed" if shape == "seed" else "api").run(120)
-    from arke_dr_pipeline.dr.archive import snapshot
+    from arke_dr_pipeline.dr.archive import snapshot_base
 
     with monkeypatch.context() as m:
         if chunked:  # every entry of the previous snapshot is taken as its bytes, none decoded
-            m.setattr(snapshot, "decode_chunk_block", None)
+            m.setattr(snapshot_base, "decode_chunk_block", None)
         second = build_snapshot(client, settings)
     assert second.incremental and second.new_events == 120 and second.seq == 2
     # a full build of the same chain, from scratch, in a copy of the archive

@@ -10,7 +10,8 @@ from arke_dr_pipeline.defs import defs
 from arke_dr_pipeline.dr.archive import snapshot as snapshot_mod
 from arke_dr_pipeline.dr.archive.event_chain import walk_events
 from arke_dr_pipeline.dr.archive.pointer import require_pointer
-from arke_dr_pipeline.dr.archive.snapshot import build_snapshot, load_snapshot
+from arke_dr_pipeline.dr.archive.snapshot import build_snapshot
+from arke_dr_pipeline.dr.archive.snapshot_base import load_snapshot
 from arke_dr_pipeline.dr.plumbing.lock import LockBusy
 from arke_dr_pipeline.dr.restore.whole import restore
 from arke_dr_pipeline.ipld.cid import cid_str
