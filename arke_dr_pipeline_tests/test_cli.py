@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,13 +18,23 @@ def test_version():
     assert out.returncode == 0 and __version__ in out.stdout
 
 
-def test_doctor_unreachable_is_one_line_and_fast():
-    started = time.monotonic()
-    out = arke_dr("--api", "http://127.0.0.1:9/api/v0", "doctor")
-    assert time.monotonic() - started < 10
-    assert out.returncode != 0
+def test_doctor_unreachable_is_one_line():
+    out = arke_dr("--api", "http://127.0.0.1:9/api/v0", "doctor", timeout=60)
+    assert out.returncode == 4
     assert out.stderr.count("\n") == 1 and "unreachable" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("typed, meant", [("restore_from_car", "restore"), ("restore-from-car", "restore"),
+                                           ("export_car", "export-car"), ("generate_test_data", "gen-test-data")])
+def test_the_seeds_script_names_still_work(tmp_path, typed, meant):
+    assert arke_dr(typed, "--help").stdout == arke_dr(meant, "--help").stdout != ""
+    if meant == "restore":
+        bad = tmp_path / "not.car"
+        bad.write_bytes(b"nothing")
+        out = arke_dr("--api", "http://127.0.0.1:9/api/v0", typed, str(bad), "--wait-timeout", "1")
+        assert out.returncode == 4 and out.stderr.count("\n") == 1 and "not ready" in out.stderr
+    assert "restore-from-car" not in arke_dr("--help").stdout
 
 
 def test_doctor_not_kubo(tmp_path):

@@ -118,7 +118,25 @@ class Ctx:
         return KuboClient(self.settings.api_url, long_timeout=self.settings.export_timeout, **kw)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SeedNames(click.Group):
+    """The seed's script names still work where an operator types them (`restore_from_car`,
+    `generate_test_data`, underscores for dashes), without crowding `--help`."""
+
+    ALIASES = {"restore-from-car": "restore", "generate-test-data": "gen-test-data"}
+
+    def get_command(self, ctx, name):
+        found = super().get_command(ctx, name)
+        if found is None:
+            name = name.replace("_", "-")
+            found = super().get_command(ctx, self.ALIASES.get(name, name))
+        return found
+
+    def resolve_command(self, ctx, args):
+        _, command, rest = super().resolve_command(ctx, args)
+        return command.name if command else None, command, rest
+
+
+@click.group(cls=SeedNames, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="arke-dr")
 @click.option("--api", default=None, show_default="IPFS_API_URL, IPFS_API, http://localhost:5001/api/v0",
               help="Kubo RPC URL.")
