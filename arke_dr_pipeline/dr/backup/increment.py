@@ -31,7 +31,6 @@ from ..catalog.sidecar import read_sidecar
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_file, atomic_write_json
 from ..plumbing.paths import staging_delta_path
-from ..plumbing.spill import CidSet, SpillFile
 from ..verify.dagcheck import BackupInvalid, DagCheck
 from .delta import check_extends
 from .inventory import (
@@ -43,6 +42,7 @@ from .inventory import (
     inventory_rows,
     preserve_named,
 )
+from .known import KnownBlocks
 from .loss import write_loss
 from .traverse import checked_stream
 
@@ -62,9 +62,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     header = decode_snapshot(client.block_get(root), f"snapshot {snapshot_cid}", split_cid(root)[1])
     seq = header.seq
     base_rows = base_inventory(base)
-    known = CidSet(SpillFile())  # the base's blocks, then also the new ones the walk reads
-    with open(base_rows) as fh:
-        known.update(parse_cid(line.split("\t", 1)[0]) for line in inventory_rows(fh, str(base_rows)))
+    known = KnownBlocks(base_rows)  # the base's blocks, then also the new ones the walk reads
     check = DagCheck([root])
     rows: list[str] = []
     _drop_stale_staging(settings)
@@ -86,6 +84,7 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         sink.close()
     finally:
         sink.abort()
+        known.close()
     del known, check
     rows.sort()
     path = inventory_path(settings, seq, snapshot_cid)
