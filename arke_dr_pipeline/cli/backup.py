@@ -129,7 +129,8 @@ def drill_cmd(obj: Ctx):
 @click.pass_obj
 @operation
 def prune_cmd(obj: Ctx, dry_run):
-    """Delete old backups by the GFS policy (ARKE_KEEP_*), locally and offsite; never a base a kept delta needs."""
+    """Delete old backups by the GFS policy (ARKE_KEEP_*), locally and offsite; never a base a kept delta needs.
+    Past ARKE_LOCAL_BUDGET_GB, the oldest chains with a verified offsite copy are kept offsite only."""
     from ..dr.catalog.retention import RetentionPolicy, prune
     from ..dr.offsite.copy import S3Config
 

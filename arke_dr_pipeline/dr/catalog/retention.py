@@ -29,6 +29,7 @@ from ..backup.inventory import inventory_cids
 from ..backup.translog import Log
 from ..backup.translog import added as _added
 from ..plumbing.progress import log
+from .budget import budget_bytes, folder_bytes, plan, report
 from .stores import Backup, Catalog, DryRun, LocalStore, S3Store
 
 
@@ -62,6 +63,8 @@ class PruneResult:
     bytes_freed: int = 0
     dry_run: bool = False
     held: dict[str, str] = field(default_factory=dict)
+    offsite_only: list[str] = field(default_factory=list)  # left the folder for the disk budget
+    budget: dict = field(default_factory=dict)
 
 
 def choose(backups: list[Backup], policy: RetentionPolicy, *, newest_snapshot: str | None = None) -> set[str]:
@@ -91,17 +94,27 @@ def choose(backups: list[Backup], policy: RetentionPolicy, *, newest_snapshot: s
 
 
 def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = False,
-                newest_snapshot: str | None = None) -> PruneResult:
-    """`newest_snapshot`: our record's; a backup of it is never deleted, whatever its stamp."""
+                newest_snapshot: str | None = None, budget: int | None = None,
+                offsite_sha: dict[str, str] | None = None) -> PruneResult:
+    """`newest_snapshot`: our record's; a backup of it is never deleted, whatever its stamp.
+    `budget`: bytes the folder may hold, past which whole chains with a verified offsite copy
+    (`offsite_sha`: name -> sha256 re-read) leave it, oldest first (dr/catalog/budget.py)."""
     local = LocalStore(backups_dir)
     if not dry_run:
         local.finish_interrupted()
     store = DryRun(local) if dry_run else local
-    listed = Catalog(store).backups()
+    catalog = Catalog(store)
+    listed = catalog.backups()
     keep = choose(listed, policy, newest_snapshot=newest_snapshot)
     held = _holding_lost_blocks(backups_dir, listed, keep)
     keep |= set(held)
     result = _remove(store, listed, keep, PruneResult(dry_run=dry_run, held=held))
+    if budget is not None:
+        pinned = {b.name: "is a backup of the newest snapshot" for b in listed
+                  if newest_snapshot and b.snapshot_cid == newest_snapshot}
+        pinned.update({name: "holds the last copy of a block the node lost" for name in held})
+        _fit_budget(store, catalog, [b for b in listed if b.name in result.kept], budget, offsite_sha or {},
+                    pinned=pinned, result=result)
     needed = {b.inventory for b in listed if b.name in result.kept and b.inventory}
     needed.add(Log(backups_dir).state().get("inventory"))  # what the log's next append merges against
     newest = max((p for p in backups_dir.glob("arke-*.inventory.tsv")), default=None,
@@ -114,6 +127,22 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
     log(f"prune {backups_dir}: keep {len(result.kept)}, delete {len(result.deleted)}"
         f"{' (dry run)' if dry_run else ''}, {result.bytes_freed / 1e6:.1f} MB")
     return result
+
+
+def _fit_budget(store, catalog: Catalog, kept: list[Backup], budget: int, offsite_sha: dict[str, str], *,
+                pinned: dict[str, str], result: PruneResult) -> None:
+    folder = Path(store.where)
+    used = folder_bytes(folder) if not result.dry_run else folder_bytes(folder) - result.bytes_freed
+    newest = catalog.newest()
+    newest_chain = {b.name for b in catalog.chain(newest.name)} if newest else set()
+    local_sha = {name: meta.get("sha256") for name, meta in store.sidecars()}
+    p = plan(kept, used, budget, offsite_sha, local_sha, pinned, newest_chain)
+    report(p, folder)
+    for b in p.leave:
+        result.bytes_freed += store.remove(b)
+        result.offsite_only.append(b.name)
+    result.kept = sorted(set(result.kept) - set(result.offsite_only))
+    result.budget = {"budget_bytes": p.budget, "used_bytes": p.used, "after_bytes": p.after, "stuck": p.stuck}
 
 
 def _remove(store, listed: list[Backup], keep: set[str], result: PruneResult) -> PruneResult:
@@ -176,6 +205,18 @@ def prune_offsite(s3, target, policy: RetentionPolicy, *, dry_run: bool = False)
         return _remove(store, listed, choose(listed, policy), PruneResult(dry_run=dry_run))
 
 
+def verified_offsite(s3, target, gone: set[str]) -> dict[str, str]:
+    """name -> sha256 of each offsite copy whose last re-read matched and whose chain is whole."""
+    from ..offsite.reread import list_copies
+
+    found = {}
+    for row in list_copies(s3, target):
+        name = row["url"].rsplit("/", 1)[-1]
+        if row["verified"] and name not in gone:
+            found[name] = row["sha256"]
+    return found
+
+
 def unpin_old_covers(client: KuboClient, newest: Path) -> int:
     """Our pin covers that the newest backup's do not need: a full cover names every block of
     every older snapshot (the newest reaches them through `prev_snapshot`); a delta's cover
@@ -202,13 +243,20 @@ def prune(client: KuboClient | None, settings, policy: RetentionPolicy, *, s3=No
     from .freshness import newest_backup
 
     newest_snapshot = (read_record(settings) or {}).get("cid")
-    local = prune_local(settings.backups_dir, policy, dry_run=dry_run, newest_snapshot=newest_snapshot)
-    out = {"dry_run": dry_run, "local": {"kept": len(local.kept), "deleted": local.deleted,
-                                         "bytes_freed": local.bytes_freed, "held": local.held}}
-    if settings.offsite_url and s3 is not None:
-        remote = prune_offsite(s3, OffsiteTarget.parse(settings.offsite_url), policy, dry_run=dry_run)
+    budget = budget_bytes()
+    out: dict = {"dry_run": dry_run}
+    offsite_sha: dict[str, str] = {}
+    if settings.offsite_url and s3 is not None:  # offsite first: the budget counts only the copies that stay
+        target = OffsiteTarget.parse(settings.offsite_url)
+        remote = prune_offsite(s3, target, policy, dry_run=dry_run)
         out["offsite"] = {"kept": len(remote.kept), "deleted": remote.deleted, "bytes_freed": remote.bytes_freed,
                           "held": remote.held}
+        if budget is not None:
+            offsite_sha = verified_offsite(s3, target, set(remote.deleted))
+    local = prune_local(settings.backups_dir, policy, dry_run=dry_run, newest_snapshot=newest_snapshot,
+                        budget=budget, offsite_sha=offsite_sha)
+    out["local"] = {"kept": len(local.kept), "deleted": local.deleted, "bytes_freed": local.bytes_freed,
+                    "held": local.held, "offsite_only": local.offsite_only, "budget": local.budget}
     newest = newest_backup(settings.backups_dir)
     if client is not None and newest is not None and not dry_run:
         out["pins_removed"] = unpin_old_covers(client, newest[0])

@@ -73,7 +73,8 @@ def list_copies(s3: S3Config, target: OffsiteTarget) -> list[dict]:
             if not isinstance(sidecar, dict):
                 continue
             rows.append({"url": target.url(car_key), "seq": sidecar.get("seq"), "time": sidecar.get("timestamp"),
-                         "size": objects.get(car_key), "order": order_key(sidecar), "sidecar": sidecar,
+                         "size": objects.get(car_key), "sha256": sidecar.get("sha256"),
+                         "order": order_key(sidecar), "sidecar": sidecar,
                          "name": car_key.rsplit("/", 1)[-1]})
     by_name = {r["name"]: r["sidecar"] for r in rows}
     for r in rows:
