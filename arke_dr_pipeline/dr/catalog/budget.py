@@ -90,12 +90,11 @@ def plan(backups: list[Backup], used: int, budget: int, offsite_sha: dict[str, s
             break
         if any(b.name in newest_chain for b in members):
             continue
-        why = next((_why_stays(b, offsite_sha, local_sha, pinned) for b in members
-                    if _why_stays(b, offsite_sha, local_sha, pinned)), None)
+        why = next(filter(None, (_why_stays(b, offsite_sha, local_sha, pinned) for b in members)), None)
         if why:
             out.stuck[members[0].name] = why
             continue
-        out.leave.extend(reversed(members))
+        out.leave.extend(members)
         freed += sum(b.size for b in members)
     out.leave.sort(key=lambda b: b.rank, reverse=True)
     return out
