@@ -19,7 +19,7 @@ import cbrrr
 from ..errors import ArkeDrError
 from .cid import CIDError, check_block, cid_str, split_cid, uvarint
 
-MAX_SECTION = 8 << 20
+MAX_SECTION = 256 << 20  # upstream writes its snapshot as one block: ~0.8 KB an entity (32 MB at 40,000)
 MAX_HEADER = 1 << 20
 CARV2_PRAGMA = bytes.fromhex("0aa16776657273696f6e02")
 

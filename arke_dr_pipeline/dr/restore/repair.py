@@ -12,7 +12,6 @@ the next `repo gc` cannot take them before the next backup covers them.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ..catalog.order import order_key
 from ..plumbing.config import Settings
 from ..plumbing.progress import log
 from ..verify.dagcheck import DagCheck
+from .importer import import_file
 
 REPAIR_PIN = "arke-dr repair"
 
@@ -100,12 +100,11 @@ def bring_back(client: KuboClient, chain: list[Path], roots: set[bytes], name: s
                   if link not in found and split_cid(link)[2] != IDENTITY and not _on_node(client, link)}
         wanted -= set(level)
     with tempfile.TemporaryDirectory(prefix="arke-dr-repair-") as tmp:
-        path = os.path.join(tmp, "repair.car")
+        path = Path(tmp) / "repair.car"
         with CarWriter(path, sorted(roots)) as out:
             for cid, data in found.items():
                 out.add(cid, data)
-        with open(path, "rb") as fh:
-            client.dag_import(fh, pin_roots=False, allow_big_block=any(len(d) > 1 << 20 for d in found.values()))
+        import_file(client, path, big=any(len(d) > 1 << 20 for d in found.values()))
     pin_cover(client, sorted(found), name=name)
     return len(found)
 

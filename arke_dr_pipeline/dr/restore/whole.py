@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from ..plumbing.spill import SortedLines
 from ..verify.car import verify_car, verify_chain
 from ..verify.dagcheck import BackupInvalid, DagCheck
 from ..verify.report import BackupReport
+from .importer import import_file
 
 
 class RestoreRefused(ArkeDrError, RuntimeError):
@@ -153,6 +153,7 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
     A CARv2 goes in as its inner CARv1 (Kubo 0.39 refuses CARv2 with
     "operation not supported"): the verified byte range, streamed. Blocks
     above 1 MiB, which verification counted, go in with `allow-big-block`.
+    A block over 8 MiB (a snapshot in one block) is put on its own (dr/restore/importer.py).
     The roots are not pinned by the import: one recursive pin of the cover
     (dr/backup/pins.py) keeps every block, whatever its links, and a pin of the
     root would walk the same DAG a second time."""
@@ -163,20 +164,14 @@ def import_car(client: KuboClient, plan: RestorePlan, transport=None) -> None:
         log(f"importing {plan.car.name} and the {len(plan.chain) - 1} backups it extends "
             f"({report.block_count} blocks)")
         for car in plan.chain:
-            if transport is not None:
-                transport.dag_import(car, allow_big_block=big)
-            else:
-                client.dag_import(_file_chunks(car), pin_roots=False, allow_big_block=big)
+            import_file(client, car, big=big, transport=transport)
         pin_present(client, itertools.chain.from_iterable(car_cids(c) for c in plan.chain),
                     name=f"arke-dr {plan.snapshot_cid}", lost=_lost(plan), cars=plan.chain)
         return
     log(f"importing {plan.car.name} ({report.block_count} blocks"
         f"{', CARv2 unwrapped' if report.version == 2 else ''})")
-    if transport is not None:
-        with _v1_file(plan) as path:
-            transport.dag_import(path, allow_big_block=big)
-    else:
-        client.dag_import(car_v1_chunks(plan), pin_roots=False, allow_big_block=big)
+    start, length = (report.data_offset, report.data_size) if report.version == 2 else (0, report.size)
+    import_file(client, plan.car, start=start, length=length, big=big, transport=transport)
     pin_present(client, car_cids(plan.car), name=f"arke-dr {plan.snapshot_cid}", lost=_lost(plan), cars=[plan.car])
 
 
@@ -185,43 +180,6 @@ def _lost(plan: RestorePlan) -> set[bytes]:
     if plan.report.lost:
         log(f"warning: {loss_summary(plan.report.lost)}; the backup was taken without them")
     return {parse_cid(e["cid"]) for e in plan.report.lost}
-
-
-def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
-
-
-def car_v1_chunks(plan: RestorePlan, size: int = 1 << 20) -> Iterator[bytes]:
-    """The CARv1 bytes of the plan's CAR: the whole file, or a CARv2's inner range."""
-    start, length = 0, plan.report.size
-    if plan.report.version == 2:
-        start, length = plan.report.data_offset, plan.report.data_size
-    with open(plan.car, "rb") as fh:
-        fh.seek(start)
-        while length > 0:
-            chunk = fh.read(min(size, length))
-            if not chunk:
-                raise BackupInvalid(None, f"{plan.car.name} changed after it verified: shorter now")
-            length -= len(chunk)
-            yield chunk
-
-
-@contextmanager
-def _v1_file(plan: RestorePlan) -> Iterator[Path]:
-    """A path to a CARv1 for the transport: the CAR itself, or its inner CARv1 copied beside it."""
-    if plan.report.version == 1:
-        yield plan.car
-        return
-    tmp = plan.car.with_name(f".{plan.car.name}.v1.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            for chunk in car_v1_chunks(plan):
-                out.write(chunk)
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def car_cids(car: Path):
