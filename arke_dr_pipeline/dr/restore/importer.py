@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...ipld.car import CarReader
-from ...ipld.cid import CODEC_NAMES, cid_str, parse_cid, split_cid, uvarint
+from ...ipld.cid import CODEC_NAMES, cid_str, parse_cid, read_uvarint, split_cid, uvarint
 from ...kubo.client import KuboClient
 from ...kubo.errors import KuboError
 from ..plumbing.progress import log
@@ -67,20 +67,13 @@ def put_oversized(client: KuboClient, car: Path, held: list[Oversized]) -> None:
         for section in held:
             fh.seek(section.start)
             raw = fh.read(section.end - section.start)
-            data = raw[_varint_len(raw) + len(section.cid):]
+            data = raw[read_uvarint(raw, 0)[1] + len(section.cid):]
             codec = split_cid(section.cid)[1]
             got = client.block_put(data, cid_codec=CODEC_NAMES[codec], allow_big_block=True)
             if parse_cid(got) != section.cid:
                 raise KuboError("block/put", cid_str(section.cid), f"the node stored the block as {got}")
             log(f"put {cid_str(section.cid)} ({len(data) / 1e6:.1f} MB) on its own: `dag import` takes at most "
                 f"{KUBO_SECTION_LIMIT >> 20} MiB a block")
-
-
-def _varint_len(raw: bytes) -> int:
-    n = 0
-    while raw[n] & 0x80:
-        n += 1
-    return n + 1
 
 
 def import_file(client: KuboClient, car: Path, *, start: int = 0, length: int | None = None,
