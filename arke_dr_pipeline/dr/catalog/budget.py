@@ -63,12 +63,12 @@ class BudgetPlan:
 
 
 def plan(backups: list[Backup], used: int, budget: int, offsite_sha: dict[str, str],
-         local_sha: dict[str, str], pinned: dict[str, str], newest_chain: set[str]) -> BudgetPlan:
+         pinned: dict[str, str], newest_chain: set[str]) -> BudgetPlan:
     """Which chains leave the folder, oldest first, until `used` fits `budget`.
 
-    `offsite_sha`: name -> sha256 of each offsite copy whose re-read matched; `local_sha`: the
-    same of each local sidecar; `pinned`: name -> why it must stay; `newest_chain`: never a
-    candidate, and not worth a warning."""
+    `offsite_sha`: name -> sha256 of each offsite copy whose re-read matched (compared with the
+    local sidecar's); `pinned`: name -> why it must stay; `newest_chain`: never a candidate, and
+    not worth a warning."""
     out = BudgetPlan(budget=budget, used=used)
     if used <= budget:
         return out
@@ -90,7 +90,7 @@ def plan(backups: list[Backup], used: int, budget: int, offsite_sha: dict[str, s
             break
         if any(b.name in newest_chain for b in members):
             continue
-        why = next(filter(None, (_why_stays(b, offsite_sha, local_sha, pinned) for b in members)), None)
+        why = next(filter(None, (_why_stays(b, offsite_sha, pinned) for b in members)), None)
         if why:
             out.stuck[members[0].name] = why
             continue
@@ -100,13 +100,12 @@ def plan(backups: list[Backup], used: int, budget: int, offsite_sha: dict[str, s
     return out
 
 
-def _why_stays(b: Backup, offsite_sha: dict[str, str], local_sha: dict[str, str],
-               pinned: dict[str, str]) -> str | None:
+def _why_stays(b: Backup, offsite_sha: dict[str, str], pinned: dict[str, str]) -> str | None:
     if b.name in pinned:
         return f"{b.name} {pinned[b.name]}"
     if b.name not in offsite_sha:
         return f"{b.name} has no verified offsite copy"
-    if offsite_sha[b.name] != local_sha.get(b.name):
+    if offsite_sha[b.name] != b.sha256:
         return f"{b.name} offsite is not the local backup (sha256 differs)"
     return None
 

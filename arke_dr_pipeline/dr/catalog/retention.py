@@ -30,7 +30,7 @@ from ..backup.translog import Log
 from ..backup.translog import added as _added
 from ..plumbing.progress import log
 from .budget import budget_bytes, folder_bytes, plan, report
-from .stores import Backup, Catalog, DryRun, LocalStore, S3Store
+from .stores import Backup, Catalog, DryRun, LocalStore, S3Store, chain_in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,8 +103,7 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
     if not dry_run:
         local.finish_interrupted()
     store = DryRun(local) if dry_run else local
-    catalog = Catalog(store)
-    listed = catalog.backups()
+    listed = Catalog(store).backups()
     keep = choose(listed, policy, newest_snapshot=newest_snapshot)
     held = _holding_lost_blocks(backups_dir, listed, keep)
     keep |= set(held)
@@ -113,8 +112,7 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
         pinned = {b.name: "is a backup of the newest snapshot" for b in listed
                   if newest_snapshot and b.snapshot_cid == newest_snapshot}
         pinned.update({name: "holds the last copy of a block the node lost" for name in held})
-        _fit_budget(store, catalog, [b for b in listed if b.name in result.kept], budget, offsite_sha or {},
-                    pinned=pinned, result=result)
+        _fit_budget(store, listed, budget, offsite_sha or {}, pinned=pinned, result=result)
     needed = {b.inventory for b in listed if b.name in result.kept and b.inventory}
     needed.add(Log(backups_dir).state().get("inventory"))  # what the log's next append merges against
     newest = max((p for p in backups_dir.glob("arke-*.inventory.tsv")), default=None,
@@ -129,14 +127,14 @@ def prune_local(backups_dir: Path, policy: RetentionPolicy, *, dry_run: bool = F
     return result
 
 
-def _fit_budget(store, catalog: Catalog, kept: list[Backup], budget: int, offsite_sha: dict[str, str], *,
+def _fit_budget(store, listed: list[Backup], budget: int, offsite_sha: dict[str, str], *,
                 pinned: dict[str, str], result: PruneResult) -> None:
+    """`listed`: oldest first, as the catalog gave them before the GFS pass."""
     folder = Path(store.where)
     used = folder_bytes(folder) if not result.dry_run else folder_bytes(folder) - result.bytes_freed
-    newest = catalog.newest()
-    newest_chain = {b.name for b in catalog.chain(newest.name)} if newest else set()
-    local_sha = {name: meta.get("sha256") for name, meta in store.sidecars()}
-    p = plan(kept, used, budget, offsite_sha, local_sha, pinned, newest_chain)
+    newest_chain = {b.name for b in chain_in(listed, listed[-1].name)} if listed else set()
+    kept = [b for b in listed if b.name in result.kept]
+    p = plan(kept, used, budget, offsite_sha, pinned, newest_chain)
     report(p, folder)
     for b in p.leave:
         result.bytes_freed += store.remove(b)

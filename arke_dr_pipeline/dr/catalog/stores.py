@@ -35,6 +35,7 @@ class Backup:
     inventory: str | None
     order: tuple = ()  # order_key: as made, never by the wall clock first
     snapshot_cid: str | None = None
+    sha256: str | None = None
 
     @property
     def rank(self) -> tuple:
@@ -50,7 +51,8 @@ def backup_of(name: str, sidecar: dict) -> Backup | None:
     return Backup(name=name, time=when, seq=int(sidecar.get("seq") or 0), kind=sidecar.get("kind", "full"),
                   base=base.get("file") if isinstance(base, dict) else None, size=int(sidecar.get("size") or 0),
                   inventory=sidecar.get("inventory"), order=order_key(sidecar),
-                  snapshot_cid=sidecar.get("snapshot_cid"))
+                  snapshot_cid=sidecar.get("snapshot_cid"),
+                  sha256=sidecar["sha256"] if isinstance(sidecar.get("sha256"), str) else None)
 
 
 class StoreRefused(ArkeDrError, RuntimeError):
@@ -197,10 +199,14 @@ class Catalog:
         return listed[-1] if listed else None
 
     def chain(self, name: str) -> list[Backup]:
-        """The backups `name` needs, full first; stops where a link is not listed."""
-        by_name = {b.name: b for b in self.backups()}
-        out, cur = [], by_name.get(name)
-        while cur is not None and cur not in out:
-            out.append(cur)
-            cur = by_name.get(cur.base) if cur.base else None
-        return list(reversed(out))
+        return chain_in(self.backups(), name)
+
+
+def chain_in(backups: list[Backup], name: str) -> list[Backup]:
+    """The backups `name` needs among `backups`, full first; stops where a link is not listed."""
+    by_name = {b.name: b for b in backups}
+    out, cur = [], by_name.get(name)
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = by_name.get(cur.base) if cur.base else None
+    return list(reversed(out))
