@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import math
+import re
 
 import cbrrr
 
@@ -105,6 +106,10 @@ def check_json_shape(data: bytes, max_containers: int = MAX_CONTAINERS) -> None:
 
 
 _PLAIN_LINK_MARK = b"\xa1\x61/"  # CBOR: a map of one entry whose key is the text "/"
+# A negative integer below int64, which Kubo refuses, is head 0x3b and an
+# 8-byte argument of at least 2**63: its first byte has the high bit set.
+# Only a block holding those two bytes somewhere is walked to look.
+_MAYBE_BELOW_INT64 = re.compile(b"\x3b[\x80-\xff]")
 
 
 def dag_cbor_value(data: bytes) -> tuple[object, list[bytes], list[bytes]]:
@@ -122,7 +127,7 @@ def dag_cbor_value(data: bytes) -> tuple[object, list[bytes], list[bytes]]:
         value = cbrrr.decode_dag_cbor(bytes(data), cid_ctor=collect)
     except Exception as exc:
         raise _not("dag-cbor", exc) from None
-    if b"\x3b" in data:  # a negative integer with an 8-byte argument: perhaps below int64, which Kubo refuses
+    if _MAYBE_BELOW_INT64.search(data):
         _refuse_below_int64(value)
     plain: list[bytes] = []
     if _PLAIN_LINK_MARK in data:
@@ -162,7 +167,9 @@ def plain_link_target(obj: object) -> bytes | None:
 
 def _lift_plain_links(value: object, plain: list[bytes]) -> object:
     """`value` with every link-shaped map replaced by a `cbrrr.CID`; iterative,
-    so nesting depth costs memory, never Python's stack."""
+    so nesting depth costs memory, never Python's stack. Only containers go on
+    the stack, and values are replaced in place (a dict's size never changes):
+    this walk runs for nearly every block the Arke API writes."""
     if type(value) is dict and (target := plain_link_target(value)) is not None:
         plain.append(target)
         return cbrrr.CID(target)
@@ -175,14 +182,20 @@ def _lift_plain_links(value: object, plain: list[bytes]) -> object:
             items = enumerate(node)
         else:
             continue
-        for key, child in list(items):
-            if type(child) is dict:
-                target = plain_link_target(child)
-                if target is not None:
+        for key, child in items:
+            kind = type(child)
+            if kind is dict:
+                if len(child) == 1 and type(text := child.get("/")) is str:
+                    try:
+                        target = parse_cid(text)
+                    except CIDError:
+                        stack.append(child)
+                        continue
                     plain.append(target)
                     node[key] = cbrrr.CID(target)
                     continue
-            if type(child) in (dict, list):
+                stack.append(child)
+            elif kind is list:
                 stack.append(child)
     return value
 

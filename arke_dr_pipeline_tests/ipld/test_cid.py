@@ -44,3 +44,41 @@ def test_cids_formatted_first_in_several_threads_at_once_are_all_right():
         out = subprocess.run([sys.executable, "-c", FIRST_CALLS_IN_THREADS], input=expected,
                              capture_output=True, text=True, check=True)
         assert out.stdout.splitlines()[0] == "0", out.stdout + out.stderr
+
+
+def _spellings() -> list[str]:
+    """Kubo's spelling of CIDs of every codec and hash length here, and each
+    bent the ways a hand-edited or damaged text is: case, length, padding
+    bits, alphabet, prefix, trailing bytes."""
+    import hashlib
+
+    from arke_dr_pipeline.ipld.cid import DAG_JSON, RAW, _b32encode, cid_str, uvarint
+
+    cids = [make_cid(codec, str(i).encode()) for codec in (DAG_CBOR, RAW, DAG_JSON) for i in range(40)]
+    cids.append(b"\x01\x71\x13\x40" + hashlib.sha512(b"x").digest())
+    cids.append(b"\x01\x55\x00\x05hello")
+    texts = [cid_str(c) for c in cids]
+    bent = ["", "b", "B", "bafy", "b1", "b=", "bafy reih", "b\u00e9", "z", "Qm"]
+    for t in texts:
+        bent += [t[:-1], t[:-2], t[:-3], t + "a", t + "=", t.upper(), t[:5] + t[5].upper() + t[6:],
+                 t[:-1] + ("a" if t[-1] != "a" else "b"), t[:-1] + chr(ord(t[-1]) + 1), t[:10] + "1" + t[11:],
+                 t.replace("b", "f", 1), t[:20] + "\u00e9" + t[21:]]
+    for c in cids[:10]:
+        bent.append("b" + _b32encode(c + b"\x00"))
+        bent.append("b" + _b32encode(c[:-1]))
+        bent.append("b" + _b32encode(uvarint(2) + c[1:]))
+    return texts + bent
+
+
+def test_the_fast_cid_parser_agrees_with_the_reference_on_good_and_bent_text():
+    from arke_dr_pipeline.ipld.cid import CIDError, parse_cid, parse_cid_python
+
+    def outcome(parse, text):
+        try:
+            return parse(text).hex()
+        except CIDError as exc:
+            return f"refused: {exc}"
+
+    spellings = _spellings()
+    assert sum(1 for t in spellings if not outcome(parse_cid_python, t).startswith("refused")) >= 122
+    assert [outcome(parse_cid, t) for t in spellings] == [outcome(parse_cid_python, t) for t in spellings]
