@@ -207,6 +207,9 @@ class CarReader:
                 raise
             cid = buf[pos:end]
             data = buf[end : pos + length]
+            if length > READ_AHEAD:  # a big block: the buffer it came in goes now, not with the next one
+                self._buf, self._base, self._pos = buf[pos + length :], self._base + pos + length, 0
+            del buf
             if self._verify:
                 try:
                     check_block(cid, data)

@@ -5,12 +5,13 @@ depth of the DAG, and the event chain is as deep as it is long (2.2 GB of
 daemon memory at 8,000 events). The chain is read in short windows of it
 (or a block at a time where its links are plain maps), the rest by following
 links, 20,000 blocks per `dag/export` of a listing block, each block hashed
-against its CID and checked by `DagCheck` as it streams.
+against its CID and checked by `DagCheck` as it streams. The chain's round
+trips are waits, so it is read on a thread beside the rest (`plumbing/ahead.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 
 import cbrrr
@@ -24,10 +25,12 @@ from ...kubo.blocks import export_stream
 from ...kubo.client import KuboClient
 from ...kubo.errors import KuboError, KuboUnreachable
 from ..archive.event_chain import event_blocks
+from ..plumbing.ahead import Ahead
 from ..plumbing.progress import progress
 from ..plumbing.spill import CidQueue, CidSet, SpillFile
 from ..plumbing.streams import IterReader
 from ..verify.dagcheck import BackupInvalid, DagCheck
+from .known import KnownBlocks
 
 BATCH = 20_000  # CIDs asked of the node at a time below the snapshot and the chain: one listing block's worth
 LISTED = 256  # from this many CIDs on, one listing `dag/export` beats pipelined `block/get`
@@ -61,9 +64,10 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
     (thousands of links), and `refs` is quadratic in a node's link count, so
     they are read and expanded here. The event chain is deep, and
     `dag/export` grows with depth, so the chain is read in windows of it
-    (`event_blocks`). Everything below the snapshot and the chain
-    (manifests, their components) is walked here, breadth first, a listing
-    export per 20,000 CIDs (`_listed_blocks`).
+    (`event_blocks`), on a thread of its own while everything below the
+    snapshot (manifests, their components) is walked here, breadth first, a
+    listing export per 20,000 CIDs (`_listed_blocks`). Blocks are yielded
+    as either side has them, on this thread only.
 
     `known` (taken over, and grown) holds blocks a backup already has: they
     are neither read nor followed, so a delta's walk reads only what is new.
@@ -131,6 +135,23 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
                 seen.add(cid)
             yield cid, data
 
+    def walk_chain(head: str) -> Iterator[tuple[bytes, bytes]]:
+        for cid, data, _ in event_blocks(client, head, until=seen.__contains__):
+            if not recorded:
+                seen.add(cid)
+            yield cid, data
+            later.extend(block_links(split_cid(cid)[1], data))
+
+    def take_ready(wait: bool) -> Iterator[tuple[bytes, bytes]]:
+        for cid, data, prev in feed.take(wait=wait):
+            if cid in seen:  # the walk below reached it first (a component linking to an event)
+                continue
+            if not recorded:
+                seen.add(cid)
+            yield cid, data
+            # the thread brings `prev` itself; from `later` it would be read twice
+            later.extend(c for c in block_links(split_cid(cid)[1], data) if c != prev)
+
     frontier = [parse_cid(root)]
     while frontier:
         batch = [c for c in dict.fromkeys(frontier) if c not in seen]
@@ -145,25 +166,52 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
                 heads.append(head)
             frontier.extend(inner)
             later.extend(links)
-    for head in dict.fromkeys(heads):
-        if parse_cid(head) in seen:
-            continue
+    heads = list(dict.fromkeys(heads))
+    beside = _chain_beside(known, recorded)
+    feed: Ahead | None = None
+    if heads and beside is not None and parse_cid(heads[0]) not in seen:
+        feed = Ahead(((c, d, event.prev) for c, d, event in event_blocks(client, heads.pop(0), until=beside)),
+                     name="event-chain")
+    try:
+        while True:
+            if feed is not None:
+                yield from take_ready(wait=not later)
+                if feed.finished:
+                    feed = None
+            if feed is None:
+                for head in heads:
+                    if parse_cid(head) not in seen:
+                        yield from walk_chain(head)
+                heads = []
+            if not later:
+                if feed is None:
+                    return
+                continue
+            batch = []
+            for c in dict.fromkeys(later.take(BATCH)):
+                if split_cid(c)[2] == IDENTITY:
+                    later.extend(_inline_targets(c))
+                elif c not in seen and c not in gone:
+                    batch.append(c)
+            for cid, data in fetch(batch, tolerant=True):
+                yield cid, data
+                later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
+    finally:
+        if feed is not None:
+            feed.close()
 
-        for cid, data, _ in event_blocks(client, head, until=seen.__contains__):
-            if not recorded:
-                seen.add(cid)
-            yield cid, data
-            later.extend(block_links(split_cid(cid)[1], data))
-    while later:
-        batch = []
-        for c in dict.fromkeys(later.take(BATCH)):
-            if split_cid(c)[2] == IDENTITY:
-                later.extend(_inline_targets(c))
-            elif c not in seen and c not in gone:
-                batch.append(c)
-        for cid, data in fetch(batch, tolerant=True):
-            yield cid, data
-            later.extend(c for c in block_links(split_cid(cid)[1], data) if c not in seen)
+
+def _chain_beside(known: CidSet | KnownBlocks | None, recorded: bool) -> Callable[[bytes], bool] | None:
+    """Where the first event chain may be read on a thread beside the rest: its `until`, which
+    must not touch what the walk grows. A full walk has seen only snapshot blocks when the chain
+    starts, never an event, so nothing stops it before its first event; a delta's stops at the
+    base's events, whose inventory is only read. Anything else walks the chain first."""
+    if known is None or recorded:
+        return lambda cid: False
+    if isinstance(known, KnownBlocks):
+        base = known.base
+        return lambda cid: cid_str(cid) in base
+    return None
 
 
 def _inline_targets(cid: bytes) -> list[bytes]:

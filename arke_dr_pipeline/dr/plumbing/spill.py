@@ -30,6 +30,7 @@ CID_LIMIT = 400_000  # CIDs only: ~100 bytes each in memory
 FACT_LIMIT = 150_000  # a CID and a tuple: ~250 bytes each
 LINK_LIMIT = 250_000  # a CID and the CID linking to it: ~170 bytes each
 CHUNK_LIMIT = 16  # snapshot chunks: up to ~3,600 entries each
+INLINE_LIMIT = 0  # a whole snapshot's entries (32 MB at 40,000 entities as objects): straight to disk
 # Lines and a walk's frontier are only appended and read back in order, so
 # on disk they cost a sequential write: they get less memory than the sets
 # and maps that are looked up (an inventory row is ~170 bytes in memory).
@@ -218,8 +219,9 @@ class CidMap(_Tiers):
     def __init__(self, spill: SpillFile, kind: str = "facts",
                  encode: Callable[[object], bytes] = marshal.dumps,
                  decode: Callable[[bytes], object] = marshal.loads):
-        """`kind`: "facts", "links" or "chunks", which sets the limit."""
-        super().__init__(spill, {"facts": FACT_LIMIT, "links": LINK_LIMIT, "chunks": CHUNK_LIMIT}[kind], value=True)
+        """`kind`: "facts", "links", "chunks" or "inline", which sets the limit."""
+        super().__init__(spill, {"facts": FACT_LIMIT, "links": LINK_LIMIT, "chunks": CHUNK_LIMIT,
+                                 "inline": INLINE_LIMIT}[kind], value=True)
         self._encode, self._decode = encode, decode
         self._mem: dict = {}
 

@@ -14,7 +14,7 @@ import marshal
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...arke.models import (
     CHUNK_SCHEMA,
@@ -62,6 +62,9 @@ class DagCheck:
     def __post_init__(self):
         self._new_links_and_facts()
         self.chunks = _chunk_map(self.seen.spill)
+        # an older snapshot's inline entries (the API's one-block form, ~0.5 KB an entity
+        # as objects): on disk at once, read back only when that snapshot is asked for
+        self.inline = CidMap(self.seen.spill, "inline", encode=_encode_entries, decode=_decode_entries)
         self.lost: dict[bytes, bytes | None] = {}  # a block the node lacks -> the block that first linked it
         self.declared: set[bytes] = set()  # blocks a sidecar says were lost when its backup was taken
         for r in self.roots:
@@ -141,7 +144,11 @@ class DagCheck:
             self.events[cid] = (sys.intern(e.pi), e.ver, e.prev)
             return "events", links
         if schema in SNAPSHOT_SCHEMAS:
-            self.snapshots[cid] = SnapshotHeader.decode(value)
+            header = SnapshotHeader.decode(value)
+            if header.entries is not None and cid not in self.roots:
+                self.inline[cid] = header.entries
+                header = replace(header, entries=None)
+            self.snapshots[cid] = header
             return "snapshots", links
         if schema == CHUNK_SCHEMA:
             self.chunks[cid] = decode_chunk(value)
@@ -170,6 +177,7 @@ class DagCheck:
         disk = self.seen.spill
         self.manifests, self.events = CidMap(disk), CidMap(disk)
         self.chunks = _chunk_map(disk)
+        self.inline = CidMap(disk, "inline", encode=_encode_entries, decode=_decode_entries)
 
     def keep_only_snapshots(self) -> None:
         """Drop all but the snapshot blocks (after `finish`): a restore then
@@ -180,6 +188,9 @@ class DagCheck:
         header = self.snapshots[snap]
         if header.entries is not None:
             yield from header.entries
+            return
+        if header.chunks is None:
+            yield from self.inline[snap]
             return
         for c in header.chunks or []:
             entries = self.chunks.get(c)
@@ -293,7 +304,7 @@ def _chunk_map(disk: SpillFile) -> CidMap:
 
 
 def _encode_entries(entries: list[SnapshotEntry]) -> bytes:
-    return marshal.dumps([(e.pi, e.ver, e.tip_cid, e.ts, e.chain_cid) for e in entries])
+    return marshal.dumps([(e.pi, e.ver, e.tip_cid, e.ts, e.chain_cid, None, e.tip_file) for e in entries])
 
 
 def _decode_entries(data: bytes) -> list[SnapshotEntry]:
