@@ -42,10 +42,9 @@ class CarReader:
 
     `verify=True` hashes every block against its CID. `sha256` accumulates
     the hash of every byte read, so a sidecar's checksum costs no second pass;
-    it is computed on a thread of its own (hashlib lets go of the GIL for a
-    megabyte), so on two cores it costs the reader nothing.
-    The stream is read a megabyte at a time and framed in memory: reading
-    each varint a byte at a time was a quarter of verification's time.
+    it is computed on a thread of its own, beside the reader (hashlib lets go
+    of the GIL for a megabyte). The stream is read a megabyte at a time and
+    framed in memory.
     """
 
     def __init__(self, stream: BinaryIO, *, verify: bool = True, hash_bytes: bool = False):
