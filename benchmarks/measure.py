@@ -9,7 +9,7 @@ import threading
 import time
 
 
-def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200) -> dict:
+def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200, cwd: str | None = None) -> dict:
     """Run `argv`; its wall time, peak RSS (MB), exit code and output.
 
     The peak is the child's own `VmHWM`, polled: wait4's `ru_maxrss` keeps
@@ -17,7 +17,7 @@ def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200
     harness's pages, so it reported the harness's size (hundreds of MB after
     generating an archive) for every operation."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
     out: list[bytes] = []
     err: list[bytes] = []
     readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()))
