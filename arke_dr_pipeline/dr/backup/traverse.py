@@ -135,22 +135,18 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
                 seen.add(cid)
             yield cid, data
 
-    def walk_chain(head: str) -> Iterator[tuple[bytes, bytes]]:
-        for cid, data, _ in event_blocks(client, head, until=seen.__contains__):
-            if not recorded:
-                seen.add(cid)
-            yield cid, data
-            later.extend(block_links(split_cid(cid)[1], data))
-
-    def take_ready(wait: bool) -> Iterator[tuple[bytes, bytes]]:
-        for cid, data, prev in feed.take(wait=wait):
+    def events(chain: Iterator[tuple[bytes, bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
+        for cid, data, prev in chain:
             if cid in seen:  # the walk below reached it first (a component linking to an event)
                 continue
             if not recorded:
                 seen.add(cid)
             yield cid, data
-            # the thread brings `prev` itself; from `later` it would be read twice
+            # the chain's walk brings `prev` itself; from `later` it would be read twice
             later.extend(c for c in block_links(split_cid(cid)[1], data) if c != prev)
+
+    def walk_chain(head: str) -> Iterator[tuple[bytes, bytes, bytes | None]]:
+        return ((c, d, event.prev) for c, d, event in event_blocks(client, head, until=seen.__contains__))
 
     frontier = [parse_cid(root)]
     while frontier:
@@ -175,13 +171,13 @@ def dag_blocks(client: KuboClient, root: str, known: CidSet | None = None, *,
     try:
         while True:
             if feed is not None:
-                yield from take_ready(wait=not later)
+                yield from events(iter(feed.take(wait=not later)))
                 if feed.finished:
                     feed = None
             if feed is None:
                 for head in heads:
                     if parse_cid(head) not in seen:
-                        yield from walk_chain(head)
+                        yield from events(walk_chain(head))
                 heads = []
             if not later:
                 if feed is None:
