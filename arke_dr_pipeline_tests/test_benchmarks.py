@@ -26,7 +26,8 @@ def test_small_benchmark_run_produces_every_figure(tmp_path, capsys):
     assert export["blocks_listed_under_flat_root"] == export["car_blocks"] > results["generate"]["blocks"]
     assert export["bare_dag_export_same_blocks_car_bytes"] > export["car_bytes"]
     assert len(results["restore"]["samples"]["ours_restore_s"]) == 2
-    assert len(results["targets"]) == 8 and all(t["measured"] is not None for t in results["targets"])
+    assert set(results["per_block_us"]) == {"export", "verify", "restore"}
+    assert len(results["targets"]) == 10 and all(t["measured"] is not None for t in results["targets"])
     assert {"cores", "memory_mb", "python", "kubo"} <= set(results["machine"])
     assert "targets:" in capsys.readouterr().out
     assert (tmp_path / "results.txt").exists()
@@ -42,3 +43,4 @@ def test_a_run_of_some_phases_measures_only_those(tmp_path):
     assert results["export"]["car_blocks"] > 0 and results["verify"]["archive_car_verify_s"] > 0
     measured = {t["target"].split(" ")[0]: t["measured"] for t in results["targets"]}
     assert measured["export"] is not None and measured["restore"] is None
+    assert set(results["per_block_us"]) == {"export", "verify"}
