@@ -29,6 +29,8 @@ SNAPSHOT_V2 = "arke/snapshot@v2"
 SNAPSHOT_CHUNKED = "arke-dr/snapshot-chunked@v1"
 SNAPSHOT_SCHEMAS = (SNAPSHOT_V0, SNAPSHOT_V1, SNAPSHOT_V2, SNAPSHOT_CHUNKED)
 CHUNK_SCHEMA = "arke/snapshot-chunk@v1"
+# upstream's proof list in its one-block snapshot: every CID of the archive as text
+PROOF_LIST = "all_cids"
 POINTER_SCHEMA = "arke/index-pointer@v2"
 
 # whole strings (fullmatch): `$` would also match before a final newline, and a PI becomes

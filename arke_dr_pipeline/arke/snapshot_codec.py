@@ -23,9 +23,10 @@ import cbrrr
 import dag_json
 
 from ..ipld.cid import DAG_JSON, CIDError, cid_str, make_cid, parse_cid
-from ..ipld.links import decode_block
+from ..ipld.links import dag_json_links, decode_block, opening_strings, plain_strings
 from .models import (
     CHUNK_SCHEMA,
+    PROOF_LIST,
     SNAPSHOT_CHUNKED,
     SNAPSHOT_V1,
     SNAPSHOT_V2,
@@ -210,9 +211,17 @@ def size_groups(items: Iterable[bytes], limit: int, overhead: int) -> Iterator[l
 
 
 def snapshot_all_cids(data: bytes, codec: int = DAG_JSON) -> set[str] | None:
-    """The `all_cids` of upstream's proof in a snapshot block; None when it has none."""
+    """The `all_cids` of upstream's proof in a snapshot block; None when it has none.
+
+    Upstream writes it first and plain, so it is read from the bytes; the rest of
+    the block is still decoded, so a block that is not valid dag-json is refused."""
+    cut = opening_strings(data, PROOF_LIST) if codec == DAG_JSON else None
+    if cut is not None:
+        dag_json_links(cut[0])
+        texts = (t.decode("utf-8", "surrogateescape") for t in plain_strings(cut[1]))
+        return {c for c in texts if c.isascii() and c.isalnum()}
     value = decode_block(codec, data)
-    cids = value.get("all_cids") if isinstance(value, dict) else None
+    cids = value.get(PROOF_LIST) if isinstance(value, dict) else None
     if not isinstance(cids, list) or not cids:
         return None
     return {c for c in cids if isinstance(c, str) and c.isascii() and c.isalnum()}  # CID texts only
@@ -220,7 +229,8 @@ def snapshot_all_cids(data: bytes, codec: int = DAG_JSON) -> set[str] | None:
 
 def decode_snapshot(data: bytes, name: str = "snapshot", codec: int = DAG_JSON) -> SnapshotHeader:
     """Ours and upstream's are dag-json; `codec` (from the CID) reads a dag-cbor one too."""
-    return SnapshotHeader.decode(decode_block(codec, data), name)
+    value = dag_json_links(data, skip=PROOF_LIST)[0] if codec == DAG_JSON else decode_block(codec, data)
+    return SnapshotHeader.decode(value, name)
 
 
 def snapshot_entries(header: SnapshotHeader, get_block) -> Iterable[SnapshotEntry]:

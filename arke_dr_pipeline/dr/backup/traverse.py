@@ -16,7 +16,7 @@ from itertools import chain
 
 import cbrrr
 
-from ...arke.models import CHUNK_SCHEMA, SNAPSHOT_SCHEMAS
+from ...arke.models import CHUNK_SCHEMA, PROOF_LIST, SNAPSHOT_SCHEMAS
 from ...arke.snapshot_codec import size_groups
 from ...ipld.car import CarError, CarReader
 from ...ipld.cid import DAG_CBOR, DAG_JSON, IDENTITY, CIDError, check_block, cid_str, make_cid, parse_cid, split_cid
@@ -41,7 +41,7 @@ def _expand_snapshot(cid: bytes, data: bytes) -> tuple[bool, list[bytes], list[b
     """(is a snapshot block, links to snapshot blocks, all its links, the event head it names)."""
     codec = split_cid(cid)[1]
     if codec == DAG_JSON:
-        value, links = dag_json_links(data)
+        value, links = dag_json_links(data, skip=PROOF_LIST)
     elif codec == DAG_CBOR:
         value, links = dag_cbor_links(data)
     else:

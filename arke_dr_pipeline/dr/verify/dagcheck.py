@@ -20,6 +20,7 @@ from ...arke.models import (
     CHUNK_SCHEMA,
     EVENT_SCHEMA,
     MANIFEST_SCHEMAS,
+    PROOF_LIST,
     SNAPSHOT_SCHEMAS,
     ArkeDecodeError,
     Event,
@@ -129,7 +130,7 @@ class DagCheck:
         if codec == DAG_CBOR:
             value, links = dag_cbor_links(data)
         elif codec == DAG_JSON:
-            value, links = dag_json_links(data)
+            value, links = dag_json_links(data, skip=PROOF_LIST)
         else:
             raise BackupInvalid(cid, f"unknown codec 0x{codec:x}")
         schema = value.get("schema") if isinstance(value, dict) else None
