@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -31,7 +32,9 @@ from arke_dr_pipeline.simulate.writer import ArchiveWriter
 from .harness import _env, _ok, machine
 from .measure import arke_dr, run_measured
 
-PHASES = ("generate", "build-snapshot", "incremental", "export-car", "verify-car", "dump", "drill", "restore")
+PHASES = ("generate", "build-snapshot", "incremental", "export-car", "delta", "verify-car", "dump", "drill",
+          "restore")
+_BLOCKS = re.compile(r"exported .*?, (\d+) blocks\)")
 
 
 def _summary(result: dict) -> dict:
@@ -39,11 +42,30 @@ def _summary(result: dict) -> dict:
     return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "log": lines[-4:]}
 
 
-def _newest_car(settings: Settings) -> str:
-    cars = sorted(settings.backups_dir.glob("arke-*.car"), key=lambda p: p.stat().st_mtime)
+def _full_car(out: dict, settings: Settings) -> str:
+    """The full backup's CAR: the one export-car wrote, else the newest full kept earlier."""
+    car = out.get("export-car", {}).get("car")
+    if car and Path(car).exists():
+        return car
+    cars = sorted((p for p in settings.backups_dir.glob("arke-*.car") if _kind(p) == "full"),
+                  key=lambda p: p.stat().st_mtime)
     if not cars:
         raise SystemExit(f"no CAR in {settings.backups_dir}: run from export-car")
     return str(cars[-1])
+
+
+def _kind(car: Path) -> str | None:
+    try:
+        return json.loads(car.with_suffix(".json").read_text()).get("kind", "full")
+    except (OSError, ValueError):
+        return None
+
+
+def _per_block(out: dict, phase: str) -> None:
+    """Target 1 of #31 compares this with the 30k run's `per_block_us`."""
+    blocks = out.get("export-car", {}).get("car_blocks")
+    if blocks and phase in out:
+        out[phase]["us_per_block"] = round(out[phase]["seconds"] * 1e6 / blocks, 2)
 
 
 def main() -> int:
@@ -54,6 +76,7 @@ def main() -> int:
     parser.add_argument("--from", dest="start", choices=PHASES, default="generate",
                         help="the first phase to run (needs --work holding an archive kept earlier)")
     parser.add_argument("--until", choices=PHASES, default="restore", help="the last phase to run")
+    parser.add_argument("--skip", default="", help="phases not to run, comma-separated (e.g. dump,drill)")
     parser.add_argument("--work", help="keep the archive in this folder (default: a temporary one, removed)")
     parser.add_argument("--out", default="scale.json")
     args = parser.parse_args()
@@ -61,7 +84,10 @@ def main() -> int:
     if args.start != "generate" and not (work / "ipfs").is_dir():
         parser.error(f"--from {args.start} needs --work holding an archive")
     work.mkdir(parents=True, exist_ok=True)
-    phases = PHASES[PHASES.index(args.start):PHASES.index(args.until) + 1]
+    skipped = set(filter(None, args.skip.split(",")))
+    if skipped - set(PHASES):
+        parser.error(f"--skip: unknown phase {sorted(skipped - set(PHASES))[0]}")
+    phases = [p for p in PHASES[PHASES.index(args.start):PHASES.index(args.until) + 1] if p not in skipped]
     out: dict = {"machine": machine(), "entities": args.entities, "events": args.events}
     if args.start != "generate" and Path(args.out).exists():
         out = {**json.loads(Path(args.out).read_text()), "machine": machine()}
@@ -95,11 +121,24 @@ def main() -> int:
             # --full: a delta is what export-car makes once a full exists, and this phase measures the full
             export = _ok(run_measured(arke_dr("export-car", "--full"), env), "export")
             car = export["stdout"].strip().splitlines()[-1]
-            out["export-car"] = {**_summary(export), "car_bytes": Path(car).stat().st_size}
+            counted = _BLOCKS.search(export["stderr"])
+            out["export-car"] = {**_summary(export), "car": car, "car_bytes": Path(car).stat().st_size,
+                                 "car_blocks": int(counted.group(1)) if counted else None}
+            _per_block(out, "export-car")
+            save()
+        if "delta" in phases:
+            # target 4 of #31: a delta backup after 1,000 events, the full above its base
+            with KuboClient(node.api_url, timeout=3600, long_timeout=7200) as client:
+                ArchiveWriter(client, settings, seed=7 + int(time.time()) % 1000).run(1000)
+            _ok(run_measured(arke_dr("build-snapshot"), env), "snapshot before the delta")
+            delta = _ok(run_measured(arke_dr("export-car"), env), "delta")
+            car = delta["stdout"].strip().splitlines()[-1]
+            out["delta"] = {**_summary(delta), "car": car, "car_bytes": Path(car).stat().st_size}
             save()
         if "verify-car" in phases:
-            out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", _newest_car(settings)), env),
+            out["verify-car"] = _summary(_ok(run_measured(arke_dr("verify-car", _full_car(out, settings)), env),
                                             "verify"))
+            _per_block(out, "verify-car")
             save()
         if "dump" in phases:
             dumped = work / "dump.tsv"
@@ -111,7 +150,7 @@ def main() -> int:
             out["drill"] = _summary(_ok(run_measured(arke_dr("drill"), env), "drill"))
             save()
         if "restore" in phases:
-            car = _newest_car(settings)
+            car = _full_car(out, settings)
             node.stop()
             shutil.rmtree(work / "fresh", ignore_errors=True)
             fresh = KuboDaemon(work / "fresh")
@@ -119,6 +158,7 @@ def main() -> int:
             try:
                 renv = {**env, "IPFS_API_URL": fresh.api_url, "SNAPSHOTS_DIR": str(work / "restored-snapshots")}
                 out["restore"] = _summary(_ok(run_measured(arke_dr("restore", car), renv), "restore"))
+                _per_block(out, "restore")
             finally:
                 fresh.stop()
                 shutil.rmtree(work / "fresh", ignore_errors=True)
