@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from .cid import CIDError, check_block, cid_str, split_cid, uvarint
 MAX_SECTION = 256 << 20  # upstream writes its snapshot as one block: ~0.8 KB an entity (32 MB at 40,000)
 MAX_HEADER = 1 << 20
 READ_AHEAD = 1 << 20
+# bytes read but not hashed yet: past this the reader waits for the hashing thread, which a
+# loaded machine slows (a full backup's offline verification reached 460 MB without a bound)
+HASH_BACKLOG = 8 << 20
 CARV2_PRAGMA = bytes.fromhex("0aa16776657273696f6e02")
 
 
@@ -53,6 +57,8 @@ class CarReader:
         self._sha = hashlib.sha256() if hash_bytes else None
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="car-sha256") if hash_bytes else None
         self._hashed: Future | None = None
+        self._backlog: deque[tuple[Future, int]] = deque()
+        self._backlog_bytes = 0
         self._buf = b""
         self._pos = 0
         self._base = 0  # the offset of _buf[0] in the stream
@@ -93,12 +99,22 @@ class CarReader:
             if not data:
                 self._eof = True
                 break
-            if self._hasher is not None:  # one thread: the chunks are hashed in the order read
-                self._hashed = self._hasher.submit(self._sha.update, data)
+            if self._hasher is not None:
+                self._hash(data)
             parts.append(data)
             have += len(data)
         self._buf = b"".join(parts)
         return have >= need
+
+    def _hash(self, data: bytes) -> None:
+        """One thread: the chunks are hashed in the order read, and at most HASH_BACKLOG wait."""
+        self._hashed = self._hasher.submit(self._sha.update, data)
+        self._backlog.append((self._hashed, len(data)))
+        self._backlog_bytes += len(data)
+        while len(self._backlog) > 1 and (self._backlog_bytes > HASH_BACKLOG or self._backlog[0][0].done()):
+            oldest, size = self._backlog.popleft()
+            oldest.result()
+            self._backlog_bytes -= size
 
     def _read_exact(self, n: int, what: str) -> bytes:
         if not self._fill(n):
