@@ -64,6 +64,7 @@ class CarReader:
         self._base = 0  # the offset of _buf[0] in the stream
         self._eof = False
         self._limit: int | None = None
+        self._origin = stream.tell() if _seekable(stream) else None
         self._ahead = 0  # none while the header is read: a CARv2's limit is not known yet
         self.version = 1
         self.data_offset, self.data_size = 0, None
@@ -205,6 +206,10 @@ class CarReader:
                 raise CarError(f"malformed CAR: the section at byte {start} is empty (length 0)")
             if length > MAX_SECTION:
                 raise CarError(f"section at byte {start} claims {length} bytes, over the limit")
+            big = self._big_section(start, length) if length > READ_AHEAD and self._origin is not None else None
+            if big is not None:
+                yield self._checked(*big, start)
+                continue
             if not self._fill(length):
                 self._pos = len(self._buf)
                 raise CarError(f"truncated CAR: section at byte {start} ends at byte {self.offset}")
@@ -225,12 +230,53 @@ class CarReader:
             if length > READ_AHEAD:  # a big block: the buffer it came in goes now, not with the next one
                 self._buf, self._base, self._pos = buf[pos + length :], self._base + pos + length, 0
             del buf
-            if self._verify:
-                try:
-                    check_block(cid, data)
-                except CIDError as exc:
-                    raise CarError(f"block {cid_str(cid)} at byte {start}: {exc}") from None
-            yield Block(cid, data, start)
+            yield self._checked(cid, data, start)
+
+    def _checked(self, cid: bytes, data: bytes, start: int) -> Block:
+        if self._verify:
+            try:
+                check_block(cid, data)
+            except CIDError as exc:
+                raise CarError(f"block {cid_str(cid)} at byte {start}: {exc}") from None
+        return Block(cid, data, start)
+
+    def _big_section(self, start: int, length: int) -> tuple[bytes, bytes] | None:
+        """(CID, data) of a section past READ_AHEAD, its data read from the file in one piece.
+
+        Framed in memory, a 32 MB snapshot block was there three times at once (the chunk
+        read, the buffer joined, the slice), seven of them one after another in a full
+        backup's CAR. None leaves the section to the buffered path (which also names
+        what is wrong with it)."""
+        self._fill(min(length, 4096))
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos >= length:
+            return None
+        head = buf[pos : pos + length]
+        try:
+            cid_len = split_cid(head)[0]
+        except CIDError:
+            return None
+        data_at = self._base + pos + cid_len
+        end = self._base + pos + length
+        if self._limit is not None and end > self._limit:
+            return None
+        read_to = self._base + len(buf)
+        self._stream.seek(self._origin + data_at)
+        data = self._stream.read(end - data_at)
+        self._buf, self._base, self._pos = b"", data_at + len(data), 0
+        if len(data) < end - data_at:
+            self._eof = True
+            raise CarError(f"truncated CAR: section at byte {start} ends at byte {self.offset}")
+        if self._hasher is not None:
+            self._hash(memoryview(data)[read_to - data_at :])
+        return head[:cid_len], data
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def car_header(roots: list[bytes]) -> bytes:
