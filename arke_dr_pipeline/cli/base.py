@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..dr.plumbing.config import Settings
+from ..dr.plumbing.memory import release_big_buffers
 from ..dr.verify.dagcheck import BackupInvalid
 from ..errors import ArkeDrError
 from ..kubo.client import KuboClient, normalize_api
@@ -149,6 +150,7 @@ class SeedNames(click.Group):
 @click.pass_context
 def main(ctx, api: str | None, timeout: float | None, transport: str | None, as_json: bool):
     """Disaster recovery for the Arke IPFS archive."""
+    release_big_buffers()
     ctx.obj = type("Early", (), {"json": as_json, "emitted": False})()
     if timeout is not None and not seconds_ok(timeout):
         _fail("--timeout must be a positive number of seconds", 2)

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from ..dr.plumbing.memory import release_big_buffers
 from .assets import backup_assets
 from .automation import backup_job, daily_backup, dr_failure_alert, snapshot_job, snapshot_sensor
 from .checks import backup_checks
@@ -12,6 +13,8 @@ from .offsite import daily_offsite_verify, offsite_assets, offsite_checks, offsi
 from .resources import AlertResource, KuboResource, OffsiteResource, RestoreLock, StorageResource, from_env
 from .restore_job import restore_job
 from .retention import retention_assets
+
+release_big_buffers()  # each run's process loads this module: a backup's big blocks unmap when freed
 
 kubo = KuboResource(api_url=from_env("IPFS_API_URL"), transport=from_env("ARKE_TRANSPORT"),
                     container_name=from_env("CONTAINER_NAME"))
