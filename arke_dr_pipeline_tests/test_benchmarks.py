@@ -44,3 +44,19 @@ def test_a_run_of_some_phases_measures_only_those(tmp_path):
     measured = {t["target"].split(" ")[0]: t["measured"] for t in results["targets"]}
     assert measured["export"] is not None and measured["restore"] is None
     assert set(results["per_block_us"]) == {"export", "verify"}
+
+
+def test_linear_compares_the_cost_of_a_block_at_both_sizes(tmp_path, capsys):
+    from benchmarks.linear import main as linear
+
+    small, large = tmp_path / "30k.json", tmp_path / "10x.json"
+    small.write_text(json.dumps({"per_block_us": {"export": 200.0, "verify": 20.0, "restore": 100.0}}))
+    large.write_text(json.dumps({"export-car": {"us_per_block": 250.0}, "verify-car": {"us_per_block": 60.0}}))
+    assert linear([str(small), str(large)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # the 10x run has no restore: left out, not guessed
+    assert lines[0].startswith("met") and "1.25x" in lines[0]
+    assert lines[1].startswith("MISSED") and "3.0x" in lines[1]
+    large.write_text("{}")
+    assert linear([str(small), str(large)]) == 2
+    assert "no operation" in capsys.readouterr().err
