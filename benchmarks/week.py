@@ -68,6 +68,9 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--events-per-day", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=20.0, help="events/s the API stand-in writes during backups")
+    parser.add_argument("--final-full", action="store_true",
+                        help="one more day whose backup is a full (export-car --full): the full an operator gets "
+                             "after ARKE_DELTA_MAX_CHAIN deltas, carrying every snapshot of the week")
     parser.add_argument("--out", default="week.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="arke-week-"))
@@ -98,12 +101,13 @@ def main() -> int:
             out["generate"] = {"seconds": round(time.monotonic() - started, 1), "blocks": gen.blocks,
                                "bytes": gen.bytes}
             print(json.dumps(out["generate"]), flush=True)
-            for day in range(1, args.days + 1):
+            for day in range(1, args.days + 1 + args.final_full):
+                full = ["--full"] if args.final_full and day > args.days else []
                 api = subprocess.Popen(arke_dr("simulate-writes", "--events", str(args.events_per_day),
                                                "--rate", str(args.rate), "--seed", str(day)),
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 ops = [_op("build-snapshot", arke_dr("build-snapshot"), env, watch),
-                       _op("export-car", arke_dr("export-car"), env, watch)]
+                       _op("export-car", arke_dr("export-car", *full), env, watch)]
                 if api.wait(timeout=3600) != 0:
                     raise RuntimeError(f"the API stand-in failed: {api.stderr.read()[-500:]!r}")
                 ops.append(_op("prune", arke_dr("prune"), env, watch))
