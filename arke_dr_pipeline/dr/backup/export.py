@@ -229,7 +229,7 @@ def _sorted_texts(check: DagCheck) -> SortedLines:
     """The check's CIDs as text, to be read sorted as the inventory is (on disk past spill.py's limit)."""
     check.keep_only_blocks()
     texts = SortedLines()
-    for cid in check.seen:
+    for cid in check.block_cids():
         texts.add(cid_str(cid))
     return texts
 

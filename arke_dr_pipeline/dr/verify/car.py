@@ -36,7 +36,7 @@ def verify_car(path: str | os.PathLike, *, snapshot_cid: str | None = None, seq:
         with open(car, "rb", buffering=1 << 20) as fh:
             try:
                 reader = CarReader(fh, hash_bytes=True)
-                check = DagCheck(list(reader.roots))
+                check = DagCheck(list(reader.roots), sorted_refs=True)
                 check.declared = declared_lost(sidecar) if lost is None else lost
                 last = reader.offset
                 for block in reader:
@@ -89,7 +89,7 @@ def verify_chain(chain: list[Path], *, snapshot_cid: str | None = None,
     newest = chain[-1]
     with open(newest, "rb") as fh:
         roots = list(CarReader(fh).roots)
-    check = DagCheck(roots)
+    check = DagCheck(roots, sorted_refs=True)
     for link in chain:
         check.declared |= declared_lost(read_sidecar(link))
     bar = progress(f"verifying the chain of {newest.name}", total=sum(p.stat().st_size for p in chain), unit="B")

@@ -33,6 +33,7 @@ from ...errors import ArkeDrError
 from ...ipld.cid import CODEC_NAMES, DAG_CBOR, DAG_JSON, DAG_PB, IDENTITY, RAW, CIDError, cid_str, parse_cid, split_cid
 from ...ipld.links import BlockDecodeError, dag_cbor_links, dag_json_links, dag_pb_links, inline_links
 from ..plumbing.spill import CidMap, CidSet, SpillFile
+from .refs import SortedRefs
 from .report import BackupReport
 
 ROLES = ("snapshots", "events", "manifests", "components")
@@ -59,36 +60,54 @@ class DagCheck:
     snapshots: dict[bytes, SnapshotHeader] = field(default_factory=dict)
     other_schemas: dict[bytes, str] = field(default_factory=dict)
     big_blocks: int = 0
+    # links resolved by sorting at `finish` (refs.py), not looked up as blocks
+    # come: for a check that never asks what it has seen (a CAR read offline)
+    sorted_refs: bool = False
 
     def __post_init__(self):
         self._new_links_and_facts()
-        self.chunks = _chunk_map(self.seen.spill)
+        self.chunks = _chunk_map(self._disk)
         # an older snapshot's inline entries (the API's one-block form, ~0.5 KB an entity
         # as objects): on disk at once, read back only when that snapshot is asked for
-        self.inline = CidMap(self.seen.spill, "inline", encode=_encode_entries, decode=_decode_entries)
+        self.inline = CidMap(self._disk, "inline", encode=_encode_entries, decode=_decode_entries)
         self.lost: dict[bytes, bytes | None] = {}  # a block the node lacks -> the block that first linked it
         self.declared: set[bytes] = set()  # blocks a sidecar says were lost when its backup was taken
-        for r in self.roots:
-            self.pending[r] = b""
 
     def lose(self, cid: bytes) -> None:
         """A block the node does not have: the backup goes on without it and names it (dr/backup/loss.py)."""
         self.lost[cid] = self.pending.pop(cid, None) or None
 
     def _new_links_and_facts(self) -> None:
-        disk = SpillFile()
-        self.seen = CidSet(disk)
-        self.pending = CidMap(disk, "links")  # CID -> the block linking to it
-        self.unreferenced = CidSet(disk)
+        self._disk = disk = SpillFile()
+        if self.sorted_refs:
+            self.refs: SortedRefs | None = SortedRefs(self.roots)
+        else:
+            self.refs = None
+            self.seen = CidSet(disk)
+            self.pending = CidMap(disk, "links")  # CID -> the block linking to it
+            self.unreferenced = CidSet(disk)
+            for r in self.roots:
+                self.pending[r] = b""
         self.manifests = CidMap(disk)  # CID -> (PI, ver, prev)
         self.events = CidMap(disk)
 
+    @property
+    def block_count(self) -> int:
+        return len(self.refs if self.refs is not None else self.seen)
+
+    def block_cids(self) -> Iterator[bytes]:
+        return iter(self.refs if self.refs is not None else self.seen)
+
     def add(self, cid: bytes, data: bytes) -> str:
         """Account for one block already hashed against its CID; returns its role."""
-        if not self.seen.add(cid):
-            raise BackupInvalid(cid, "duplicate block")
-        if self.pending.pop(cid, None) is None:
-            self.unreferenced.add(cid)
+        refs = self.refs
+        if refs is not None:
+            refs.block(cid)
+        else:
+            if not self.seen.add(cid):
+                raise BackupInvalid(cid, "duplicate block")
+            if self.pending.pop(cid, None) is None:
+                self.unreferenced.add(cid)
         if len(data) > KUBO_BLOCK_LIMIT:
             self.big_blocks += 1
         codec = split_cid(cid)[1]
@@ -99,6 +118,12 @@ class DagCheck:
         self.blocks[role] += 1
         self.bytes[role] += len(data)
         self.codecs[CODEC_NAMES[codec]] += 1
+        if refs is not None:
+            for link in links:
+                refs.link(link, cid)
+                if split_cid(link)[2] == IDENTITY:
+                    self._inline(cid, link)
+            return role
         for link in links:
             if link in self.seen:
                 self.unreferenced.discard(link)
@@ -115,7 +140,9 @@ class DagCheck:
         except (BlockDecodeError, CIDError) as exc:
             raise BackupInvalid(cid, f"links to inline block {cid_str(link)[:60]}: {exc}") from None
         for target in inner:
-            if target in self.seen:
+            if self.refs is not None:
+                self.refs.link(target, cid)
+            elif target in self.seen:
                 self.unreferenced.discard(target)
             elif target not in self.lost:
                 self.pending.setdefault(target, cid)
@@ -175,7 +202,7 @@ class DagCheck:
         """Drop the facts (after `finish`) when only the CIDs seen are still
         needed: the export lists them as text, and at 10x the facts held in
         memory beside that list took it past 300 MB."""
-        disk = self.seen.spill
+        disk = self._disk
         self.manifests, self.events = CidMap(disk), CidMap(disk)
         self.chunks = _chunk_map(disk)
         self.inline = CidMap(disk, "inline", encode=_encode_entries, decode=_decode_entries)
@@ -220,22 +247,41 @@ class DagCheck:
             cur = header.prev_snapshot
         raise BackupInvalid(root, f"no snapshot with seq {seq} through prev_snapshot")
 
+    def _resolve_links(self) -> None:
+        """Every link's target a block, every block but the roots linked: a DAG
+        has no cycles, so every block is then reachable from the roots."""
+        if self.refs is not None:
+            found = self.refs.resolve(self._excused)
+            if found.duplicate is not None:
+                raise BackupInvalid(found.duplicate, "duplicate block")
+            missing, count = found.first_missing, found.missing
+            unreferenced, unreferenced_count = found.first_unreferenced, found.unreferenced
+        else:
+            for cid in [c for c in self.declared if c in self.pending]:
+                self.lose(cid)
+            missing, count = next(iter(self.pending.items()), None), len(self.pending)
+            unreferenced, unreferenced_count = next(iter(self.unreferenced), None), len(self.unreferenced)
+        if missing is not None:
+            who = f"linked from {cid_str(missing[1])}" if missing[1] else "a root"
+            raise BackupInvalid(missing[0], f"block missing ({who}); {count} missing in all")
+        if unreferenced is not None:
+            raise BackupInvalid(unreferenced, (
+                f"block that nothing in the CAR links to ({unreferenced_count} in all): not part of this backup"))
+
+    def _excused(self, target: bytes, parent: bytes) -> bool:
+        """A missing block that may be: inline in its CID, or lost by the node before the backup."""
+        if split_cid(target)[2] == IDENTITY:
+            return True
+        if target in self.lost or target in self.declared:
+            self.lost.setdefault(target, parent or None)
+            return True
+        return False
+
     def finish(self, snapshot: bytes) -> BackupReport:
         """Semantic checks of one snapshot; the report for it."""
-        for cid in [c for c in self.declared if c in self.pending]:
-            self.lose(cid)
-        if self.pending:
-            missing, parent = next(iter(self.pending.items()))
-            who = f"linked from {cid_str(parent)}" if parent else "a root"
-            raise BackupInvalid(missing, f"block missing ({who}); {len(self.pending)} missing in all")
-        if self.unreferenced:
-            # a DAG has no cycles: every block is reachable from the roots
-            # exactly when every block but the roots is linked from another
-            raise BackupInvalid(next(iter(self.unreferenced)), (
-                f"block that nothing in the CAR links to ({len(self.unreferenced)} in all): "
-                "not part of this backup"))
+        self._resolve_links()
         if snapshot not in self.snapshots:
-            if snapshot in self.seen:
+            if snapshot in (self.refs if self.refs is not None else self.seen):
                 raise BackupInvalid(snapshot, f"root {self._not_a(snapshot, 'an Arke snapshot')}")
             raise BackupInvalid(snapshot, "snapshot not in the CAR")
         header = self.snapshots[snapshot]
@@ -270,7 +316,7 @@ class DagCheck:
             snapshot_cid=cid_str(snapshot), seq=header.seq, schema=header.schema,
             event_cid=header.event_cid, ts=header.ts, entity_count=len(pis),
             event_count=event_count, manifest_count=len(self.manifests),
-            block_count=len(self.seen), big_blocks=self.big_blocks,
+            block_count=self.block_count, big_blocks=self.big_blocks,
             blocks_by_role={r: self.blocks[r] for r in ROLES},
             bytes_by_role={r: self.bytes[r] for r in ROLES},
             blocks_by_codec=dict(sorted(self.codecs.items())),

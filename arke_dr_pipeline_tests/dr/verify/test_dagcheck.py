@@ -1,9 +1,13 @@
 """A CAR that carries many one-block snapshots (the API's form, each linking the one before)."""
 
+import random
+import re
+
 import cbrrr
+import pytest
 
 from arke_dr_pipeline.arke.models import SnapshotEntry
-from arke_dr_pipeline.dr.verify.dagcheck import DagCheck
+from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid, DagCheck
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, cid_str, make_cid
 
 
@@ -43,3 +47,63 @@ def test_older_snapshots_entries_come_back_whole_tip_file_text_and_all():
     assert check.snapshot_by_seq(prev, 2) == blocks[1][0]
     assert check.snapshots[prev].entries is not None and all(
         check.snapshots[c].entries is None for c in written if c != prev)
+
+
+def _dag(rng: random.Random, n: int) -> list[tuple[bytes, bytes]]:
+    """A random DAG of dag-cbor blocks, parents before children (as a CAR is written), root first."""
+    blocks: list[tuple[bytes, bytes]] = []
+    unlinked: set[bytes] = set()
+    for i in range(n):
+        children = [c for c, _ in rng.sample(blocks, min(len(blocks), rng.randrange(4)))]
+        if i == n - 1:
+            children += sorted(unlinked - set(children))
+        data = cbrrr.encode_dag_cbor({"i": i, "links": [cbrrr.CID(c) for c in children]})
+        blocks.append((make_cid(DAG_CBOR, data), data))
+        unlinked = (unlinked - set(children)) | {blocks[-1][0]}
+    return blocks[::-1]
+
+
+def _verdict(blocks, roots, sorted_refs: bool, declared=frozenset()) -> tuple[str, int | None]:
+    check = DagCheck(list(roots), sorted_refs=sorted_refs)
+    check.declared = set(declared)
+    try:
+        for cid, data in blocks:
+            check.add(cid, data)
+        check._resolve_links()
+    except BackupInvalid as exc:
+        kind = exc.problem.split(" (")[0].split(";")[0]
+        counts = re.findall(r"(\d+) (?:missing )?in all", exc.problem)
+        return kind, int(counts[0]) if counts else None
+    return "ok", len(check.lost)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_links_resolved_by_sorting_give_the_verdict_of_the_lookups(monkeypatch, seed):
+    """The offline verification resolves links by sorting (refs.py); the export looks
+    them up as it walks. On the same blocks, intact or damaged, both say the same:
+    in memory and with every run on disk."""
+    from arke_dr_pipeline.dr.plumbing import spill
+
+    rng = random.Random(seed)
+    blocks = _dag(rng, 60)
+    root = blocks[0][0]
+    leaves = [i for i, (_, data) in enumerate(blocks) if i and not cbrrr.decode_dag_cbor(data)["links"]]
+    dropped = rng.sample(leaves, min(3, len(leaves)))  # nothing becomes unreferenced
+    stray_data = cbrrr.encode_dag_cbor({"stray": seed})
+    cases = {
+        "intact": (blocks, ()),
+        "missing": ([b for i, b in enumerate(blocks) if i not in dropped], ()),
+        "declared lost": ([b for i, b in enumerate(blocks) if i not in dropped], {blocks[i][0] for i in dropped}),
+        "duplicate": (blocks + [blocks[rng.randrange(60)]], ()),
+        "unreferenced": (blocks + [(make_cid(DAG_CBOR, stray_data), stray_data)], ()),
+        "root missing": (blocks[1:], ()),
+    }
+    for limit in (10**9, 7):
+        for name in ("CID_LIMIT", "LINK_LIMIT", "FACT_LIMIT"):
+            monkeypatch.setattr(spill, name, limit)
+        for case, (stream, declared) in cases.items():
+            looked_up = _verdict(stream, [root], sorted_refs=False, declared=declared)
+            assert _verdict(stream, [root], sorted_refs=True, declared=declared) == looked_up, (case, limit)
+            expected = {"intact": "ok", "declared lost": "ok", "duplicate": "duplicate block",
+                        "unreferenced": "block that nothing in the CAR links to"}.get(case, "block missing")
+            assert looked_up[0] == expected, (case, looked_up)

@@ -1,0 +1,93 @@
+"""Every link resolves and every block is linked, answered by sorting.
+
+A check that only needs the answer at the end (a CAR read offline, a chain
+of them) keeps the blocks and the links as they come, each appended to
+sorted runs, and answers in one merge of the two: a link's target not among
+the blocks is missing, a block no link targets is unreferenced, two equal
+blocks in a row are a duplicate. No lookups while reading, so the cost of a
+block does not grow with the blocks before it (a set of them on disk did:
+at 3.5 million blocks the verification spent two thirds of its time in
+SQLite). A walk that must know whether it has seen a block (the export)
+keeps the sets of `spill.py` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..plumbing import spill
+from ..plumbing.runs import SortedRuns
+
+_END = b"\xff" * 256  # sorts after every CID
+
+
+@dataclass
+class Resolution:
+    duplicate: bytes | None = None
+    missing: int = 0
+    first_missing: tuple[bytes, bytes] | None = None  # (target, the block linking to it; b"" for a root)
+    unreferenced: int = 0
+    first_unreferenced: bytes | None = None
+
+
+class SortedRefs:
+    def __init__(self, roots: list[bytes]):
+        self._blocks = SortedRuns(spill.CID_LIMIT)
+        self._links = SortedRuns(spill.LINK_LIMIT)
+        for root in roots:
+            self._links.add((root, b""))
+
+    def block(self, cid: bytes) -> None:
+        self._blocks.add(cid)
+
+    def link(self, target: bytes, parent: bytes) -> None:
+        self._links.add((target, parent))
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __iter__(self):
+        return iter(self._blocks)
+
+    def __contains__(self, cid: bytes) -> bool:
+        """A scan: for error messages only."""
+        return any(b == cid for b in self._blocks)
+
+    def resolve(self, excused: Callable[[bytes, bytes], bool]) -> Resolution:
+        """One merge of blocks and links. `excused(target, parent)` is asked
+        once per distinct missing target and says it may be missing (a block
+        the node had lost, an inline block)."""
+        out = Resolution()
+        blocks = iter(self._blocks)
+        block = next(blocks, _END)
+        linked = False
+        last = None
+        for target, parent in self._links:
+            if target == last:
+                continue
+            last = target
+            while block < target:
+                if not linked:
+                    out.unreferenced += 1
+                    out.first_unreferenced = out.first_unreferenced or block
+                following = next(blocks, _END)
+                if following == block:
+                    out.duplicate = block
+                    return out
+                block, linked = following, False
+            if block == target:
+                linked = True
+            elif not excused(target, parent):
+                out.missing += 1
+                out.first_missing = out.first_missing or (target, parent)
+        while block is not _END:
+            if not linked:
+                out.unreferenced += 1
+                out.first_unreferenced = out.first_unreferenced or block
+            following = next(blocks, _END)
+            if following == block:
+                out.duplicate = block
+                return out
+            block, linked = following, False
+        return out
