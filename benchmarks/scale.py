@@ -29,11 +29,11 @@ from arke_dr_pipeline.kubo.daemon import KuboDaemon
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 from arke_dr_pipeline.simulate.writer import ArchiveWriter
 
-from .harness import _env, _ok, machine
+from .harness import _bare_import, _bare_parts, _env, _ok, machine
 from .measure import arke_dr, run_measured
 
 PHASES = ("generate", "build-snapshot", "incremental", "export-car", "delta", "verify-car", "dump", "drill",
-          "restore")
+          "restore", "bare-import")
 _BLOCKS = re.compile(r"exported .*?, (\d+) blocks\)")
 
 
@@ -75,7 +75,7 @@ def main() -> int:
     parser.add_argument("--image-fraction", type=float, default=0.005)
     parser.add_argument("--from", dest="start", choices=PHASES, default="generate",
                         help="the first phase to run (needs --work holding an archive kept earlier)")
-    parser.add_argument("--until", choices=PHASES, default="restore", help="the last phase to run")
+    parser.add_argument("--until", choices=PHASES, default="bare-import", help="the last phase to run")
     parser.add_argument("--skip", default="", help="phases not to run, comma-separated (e.g. dump,drill)")
     parser.add_argument("--work", help="keep the archive in this folder (default: a temporary one, removed)")
     parser.add_argument("--out", default="scale.json")
@@ -162,6 +162,22 @@ def main() -> int:
             finally:
                 fresh.stop()
                 shutil.rmtree(work / "fresh", ignore_errors=True)
+            save()
+        if "bare-import" in phases:
+            # the restore's floor at this size, on the same disk as the restore's fresh node
+            car = Path(_full_car(out, settings))
+            node.stop()
+            shutil.rmtree(work / "fresh", ignore_errors=True)
+            fresh = KuboDaemon(work / "fresh")
+            fresh.start()
+            try:
+                parts = _bare_parts(car, work / "bare")
+                out["bare-import"] = {"seconds": round(_bare_import(fresh, parts), 3)}
+                _per_block(out, "bare-import")
+            finally:
+                fresh.stop()
+                shutil.rmtree(work / "fresh", ignore_errors=True)
+                shutil.rmtree(work / "bare", ignore_errors=True)
             save()
         print(json.dumps(out, indent=2))
     finally:
