@@ -60,3 +60,26 @@ def test_linear_compares_the_cost_of_a_block_at_both_sizes(tmp_path, capsys):
     large.write_text("{}")
     assert linear([str(small), str(large)]) == 2
     assert "no operation" in capsys.readouterr().err
+
+
+def test_decoders_times_every_step_of_a_verified_block(tmp_path, capsys):
+    import cbrrr
+
+    from arke_dr_pipeline.ipld.car import CarWriter
+    from arke_dr_pipeline.ipld.cid import DAG_CBOR, RAW, make_cid
+    from benchmarks.decoders import main as decoders
+
+    leaves = [(make_cid(RAW, bytes([i]) * 100), bytes([i]) * 100) for i in range(20)]
+    data = cbrrr.encode_dag_cbor({"schema": "x", "parts": [cbrrr.CID(c) for c, _ in leaves]})
+    root = make_cid(DAG_CBOR, data)
+    car = tmp_path / "small.car"
+    with CarWriter(car, [root]) as writer:
+        for cid, block in [(root, data), *leaves]:
+            writer.add(cid, block)
+    out = tmp_path / "decoders.json"
+    assert decoders([str(car), "--every", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["car_blocks"], result["sample_blocks"], result["sample_dag_cbor_blocks"]) == (21, 21, 1)
+    steps = [k for k in result if k.endswith(("_per_block", "_per_cbor_block"))]
+    assert len(steps) == 6 and all(result[k] > 0 for k in steps)
+    assert json.loads(capsys.readouterr().out) == result
