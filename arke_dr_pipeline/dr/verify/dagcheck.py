@@ -1,11 +1,12 @@
 """Checking a stream of blocks as a complete, well-formed Arke backup.
 
 One pass, any source (a CAR file, a node's blocks as they are exported):
-each block is counted by role and codec, its links are tracked until seen,
-and what the archive's semantics need is kept compactly (per manifest and
-per event: PI, version, prev). Memory grows with the number of CIDs, never
-with the bytes, and only up to the limits of `spill.py`: past them, the
-CIDs and facts go to a file on disk.
+each block is counted by role and codec, its links are tracked until seen
+(or, for a CAR read offline, kept in sorted runs and resolved at the end:
+refs.py), and what the archive's semantics need is kept compactly (per
+manifest and per event: PI, version, prev). Memory grows with the number of
+CIDs, never with the bytes, and only up to the limits of `spill.py`: past
+them, the CIDs and facts go to files on disk.
 """
 
 from __future__ import annotations
