@@ -13,6 +13,7 @@ keeps the sets of `spill.py` instead.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ class SortedRefs:
         block = next(blocks, _END)
         linked = False
         last = None
-        for target, parent in self._links:
+        for target, parent in itertools.chain(self._links, [(_END, b"")]):
             if target == last:
                 continue
             last = target
@@ -76,18 +77,11 @@ class SortedRefs:
                     out.duplicate = block
                     return out
                 block, linked = following, False
+            if target is _END:
+                break
             if block == target:
                 linked = True
             elif not excused(target, parent):
                 out.missing += 1
                 out.first_missing = out.first_missing or (target, parent)
-        while block is not _END:
-            if not linked:
-                out.unreferenced += 1
-                out.first_unreferenced = out.first_unreferenced or block
-            following = next(blocks, _END)
-            if following == block:
-                out.duplicate = block
-                return out
-            block, linked = following, False
         return out
