@@ -75,11 +75,6 @@ class SortedRuns:
             return iter(list(self._items))
         return heapq.merge(*(_read(run) for run in self._runs), list(self._items))
 
-    def close(self) -> None:
-        for run in self._runs:
-            run.close()
-        self._runs, self._items = [], []
-
 
 def _read(run) -> Iterator:
     """One run's items in order; the position is this reader's own, so two readers of a run do not interfere."""
