@@ -8,8 +8,11 @@ verified), and what it names must be what the link needs: a tip a manifest,
 a `prev` an event. The new snapshot must descend from the base's snapshot
 and its event chain from the base's head, or the chain would restore blocks
 nothing links to. The inventory must be the base's plus the delta's blocks.
-One pass over the delta and one merge of two sorted files: the cost follows
-the change, not the archive. The whole chain, every block of every link, is
+One pass over the delta, one byte comparison of the two inventories (the
+new one must be the base's bytes with the delta's rows put in; anything else
+goes to a merge of their rows, which says what differs) and a search of the
+base's inventory per link that leaves the delta: the Python work follows the
+change, not the archive. The whole chain, every block of every link, is
 checked where a chain is read: `verify-car`, restore, the drill and the
 `car_verified_complete` check.
 """
@@ -25,6 +28,7 @@ from ..catalog.sidecar import read_sidecar
 from ..verify.dagcheck import ROLES, BackupInvalid, DagCheck
 from ..verify.report import BackupReport
 from .inventory import inventory_rows
+from .known import SortedInventory, spliced
 
 
 class NotAnExtension(BackupInvalid):
@@ -32,9 +36,9 @@ class NotAnExtension(BackupInvalid):
 
 
 def verify_delta(delta: Path, base: Path, inventory: Path, *, snapshot_cid: str,
-                 lost: set[bytes] = frozenset()) -> tuple[BackupReport, int]:
+                 lost: set[bytes] = frozenset()) -> tuple[BackupReport, list[str]]:
     """(the report of the chain `base` + `delta`, with the chain's totals and the delta's file; the delta's
-    block count), or the first thing wrong. `lost`: blocks the node had lost when the inventory was taken."""
+    CIDs, sorted), or the first thing wrong. `lost`: blocks the node had lost when the inventory was taken."""
     base_sidecar = read_sidecar(base) or {}
     base_rows = base.parent / str(base_sidecar.get("inventory"))
     check, sha256 = _read(delta)
@@ -50,16 +54,19 @@ def verify_delta(delta: Path, base: Path, inventory: Path, *, snapshot_cid: str,
         raise BackupInvalid(root, f"root of {delta.name} {check._not_a(root, 'a new Arke snapshot')}")
     events = check_extends(check, root, base_sidecar)
     outside = {cid_str(c): p for c, p in check.pending.items()}
-    roles, added = _merge(base_rows, inventory, outside)
-    if added != {cid_str(c) for c in check.seen}:
-        raise BackupInvalid(None, f"{inventory.name} is not {base_rows.name} plus the blocks of {delta.name}")
+    ours = sorted(cid_str(c) for c in check.seen)
+    roles = _spliced_roles(base_rows, inventory, ours, outside)
+    if roles is None:  # not the base's bytes plus the delta's rows: the merge says exactly what differs
+        roles, added = _merge(base_rows, inventory, outside)
+        if added != set(ours):
+            raise BackupInvalid(None, f"{inventory.name} is not {base_rows.name} plus the blocks of {delta.name}")
     edge = _Edge(check, roles)
     _check_events(edge)
     entities = int(base_sidecar.get("entity_count") or 0) if again else _check_entries(edge, root)
     _check_manifests(edge)
     report = _report(check, root, base_sidecar, events=events, entities=entities)
     return report.with_car(car=str(delta), size=delta.stat().st_size, version=1, sha256=sha256,
-                           roots=[snapshot_cid]), len(check.seen)
+                           roots=[snapshot_cid]), ours
 
 
 def _read(delta: Path) -> tuple[DagCheck, str]:
@@ -73,6 +80,30 @@ def _read(delta: Path) -> tuple[DagCheck, str]:
     except CarError as exc:
         raise BackupInvalid(None, f"{delta.name}: {exc}") from None
     return check, reader.sha256
+
+
+def _spliced_roles(base_rows: Path, inventory: Path, ours: list[str],
+                   outside: dict[str, bytes]) -> dict[str, str] | None:
+    """The base role of each outside link, when the inventory is the base's bytes with the delta's
+    rows put in (as dr/backup/increment.py writes it), else None. One comparison of the two mapped
+    files and a search per link, where a merge of their rows costs the whole archive in Python."""
+    try:
+        base, new = SortedInventory(base_rows), SortedInventory(inventory)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not spliced(base, new, ours):
+            return None
+        roles = {}
+        for text, parent in outside.items():
+            role = base.role(text)
+            if role is None:
+                raise _unresolved(text, parent, base_rows)
+            roles[text] = role
+        return roles
+    finally:
+        base.close()
+        new.close()
 
 
 def _merge(base_rows: Path, inventory: Path, outside: dict[str, bytes]) -> tuple[dict[str, str], set[str]]:
@@ -99,9 +130,13 @@ def _merge(base_rows: Path, inventory: Path, outside: dict[str, bytes]) -> tuple
         raise BackupInvalid(None, f"inventory cannot be read: {exc.strerror or exc}") from None
     for text, parent in outside.items():
         if text not in roles:
-            raise BackupInvalid(text, f"linked from {cid_str(parent) if parent else 'the root'} but neither "
-                                      f"in the delta nor in {base_rows.name}")
+            raise _unresolved(text, parent, base_rows)
     return roles, added
+
+
+def _unresolved(text: str, parent: bytes | None, base_rows: Path) -> BackupInvalid:
+    return BackupInvalid(text, f"linked from {cid_str(parent) if parent else 'the root'} but neither "
+                               f"in the delta nor in {base_rows.name}")
 
 
 def _row(rows) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from ...kubo.client import KuboClient
 from ..archive.pointer import current_snapshot
 from ..catalog.chains import ChainPolicy, added_cids, chain_of, full_due, newest_base, write_delta
 from ..catalog.freshness import newest_backup, next_order, stamped_ahead
+from ..catalog.hashed import remember
 from ..catalog.sidecar import read_sidecar
 from ..plumbing.config import Settings
 from ..plumbing.files import atomic_write_json
@@ -134,6 +135,7 @@ def export_car(client: KuboClient, settings: Settings, snapshot_cid: str | None 
                                     **({"full_reason": reason} if reason else {}), **extra)
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(source, final)
+        remember(final, sidecar["sha256"])
     finally:
         source.unlink(missing_ok=True)
         staged.unlink(missing_ok=True)
@@ -175,8 +177,8 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
     marker = base_marker(staged)
     try:
         chain = chain_of(base, hashed=False)  # hashed by this backup's inventory pass (delta_base)
-        report, new_blocks = verify_delta(staged, base, inventory, snapshot_cid=snapshot_cid,
-                                          lost={parse_cid(e["cid"]) for e in lost})
+        report, new = verify_delta(staged, base, inventory, snapshot_cid=snapshot_cid,
+                                   lost={parse_cid(e["cid"]) for e in lost})
         lost = with_acknowledgments(lost, settings.snapshots_dir)
         base_sidecar = read_sidecar(base) or {}
         sidecar = report.to_sidecar(
@@ -184,10 +186,12 @@ def _export_staged_delta(settings: Settings, staged: Path, base: Path, *, invent
             inventory=inventory.name,
             tool=f"arke-dr-pipeline {__version__}",
             base={"file": base.name, "seq": base_sidecar.get("seq"), "sha256": base_sidecar.get("sha256")},
-            chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=new_blocks,
-            log=Log(settings.backups_dir).append(inventory), **({"lost": lost} if lost else {}))
+            chain_length=len(chain), chain_block_count=report.block_count, delta_block_count=len(new),
+            log=Log(settings.backups_dir).append(inventory, since=base_sidecar.get("inventory"), new=new),
+            **({"lost": lost} if lost else {}))
         atomic_write_json(settings.backups_dir / f"{name}.json", sidecar)
         os.replace(staged, final)
+        remember(final, sidecar["sha256"])
     finally:
         staged.unlink(missing_ok=True)
         marker.unlink(missing_ok=True)

@@ -5,8 +5,10 @@ it, the walk reads the new snapshot blocks, the events after the base's
 (it stops at the first known one), the new versions (their `prev` is known)
 and new components, and nothing else. A snapshot that does not grow out of
 the base's (an archive restored from an older backup) raises NotAnExtension:
-the backup is then a full. The inventory file is the base's
-merged with the new rows, so it is complete, as a full pass would write it.
+the backup is then a full. The inventory file is the base's bytes
+with the new rows put in (dr/backup/known.py `splice`), so it is complete,
+as a full pass would write it, and its totals are the base sidecar's plus
+the new rows': nothing of the base is parsed.
 The new blocks are staged as the delta (`.arke-{seq}.staging.delta.car`,
 with a `.base` file naming base and snapshot); the DAG check of the whole is the
 export's offline check of the chain (dr/catalog/chains.py), which needs no node.
@@ -16,7 +18,6 @@ Order of writes: the staged delta, its marker, then the inventory file.
 
 from __future__ import annotations
 
-import heapq
 import json
 import time
 from collections import Counter
@@ -39,10 +40,9 @@ from .inventory import (
     _drop_stale_staging,
     _previous_inventory,
     inventory_path,
-    inventory_rows,
     preserve_named,
 )
-from .known import KnownBlocks
+from .known import KnownBlocks, SortedInventory, splice
 from .loss import write_loss
 from .traverse import checked_stream
 
@@ -88,34 +88,46 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
     del known, check
     rows.sort()
     path = inventory_path(settings, seq, snapshot_cid)
-    roles, sizes, codecs = Counter(), Counter(), Counter()
     try:
         atomic_write_json(base_marker(staged), {"base": base.name, "snapshot_cid": snapshot_cid})
         preserve_named(settings, path, lost)
         write_loss(path, lost)
-        with atomic_file(path) as out, open(base_rows) as old:
-            count = 0
-            out.write(INVENTORY_HEADER.encode() + b"\n")
-            for row in heapq.merge(inventory_rows(old, str(base_rows)), rows):
-                _cid, role, codec, size = row.split("\t")
-                roles[role] += 1
-                sizes[role] += int(size)
-                codecs[codec] += 1
-                count += 1
-                out.write(row.encode() + b"\n")
+        base_index = SortedInventory(base_rows)
+        try:
+            with atomic_file(path) as out:
+                out.write(INVENTORY_HEADER.encode() + b"\n")
+                splice(base_index, rows, out)
+        finally:
+            base_index.close()
     except BaseException:
         staged.unlink(missing_ok=True)  # nothing staged stays behind
         base_marker(staged).unlink(missing_ok=True)
         raise
+    roles, sizes, codecs = _totals(base_sidecar, rows)
     prev = _previous_inventory(settings, seq)
-    added, removed = _diff(prev, path)
+    added, removed = (len(rows), 0) if prev == base_rows else _diff(prev, path)
     return InventoryResult(
-        snapshot_cid=snapshot_cid, seq=seq, path=str(path), block_count=count,
+        snapshot_cid=snapshot_cid, seq=seq, path=str(path),
+        block_count=int(base_sidecar.get("block_count") or 0) + len(rows),
         blocks_by_role=dict(roles), bytes_by_role=dict(sizes), blocks_by_codec=dict(sorted(codecs.items())),
         entity_count=header.total_count, event_count=event_count,
         added=added, removed=removed, previous=str(prev) if prev else None,
         seconds=time.monotonic() - started, base=base.name, new_blocks=len(rows),
     )
+
+
+def _totals(base_sidecar: dict, rows: list[str]) -> tuple[Counter, Counter, Counter]:
+    """(blocks, bytes by role; blocks by codec) of the base's chain, which its sidecar records as
+    verified, plus the new rows: the base's rows are not read again to count them."""
+    roles = Counter(base_sidecar.get("blocks_by_role") or {})
+    sizes = Counter(base_sidecar.get("bytes_by_role") or {})
+    codecs = Counter(base_sidecar.get("blocks_by_codec") or {})
+    for row in rows:
+        _cid, role, codec, size = row.split("\t")
+        roles[role] += 1
+        sizes[role] += int(size)
+        codecs[codec] += 1
+    return roles, sizes, codecs
 
 
 def staged_delta(settings: Settings, seq: int, snapshot_cid: str) -> tuple[Path, Path] | None:

@@ -52,21 +52,30 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def root_of(hashes: Iterator[bytes]) -> tuple[int, bytes]:
-    """(size, RFC 6962 root) of leaf hashes streamed in order, in O(log n) memory:
-    perfect subtrees merge as they complete, the rest fold from the right."""
-    stack: list[tuple[int, bytes]] = []
-    for h in hashes:
-        size = 1
-        while stack and stack[-1][0] == size:
-            size, h = size * 2, node_hash(stack.pop()[1], h)
-        stack.append((size, h))
-    if not stack:
+def _push(peaks: list[tuple[int, bytes]], h: bytes) -> None:
+    """One leaf onto the perfect subtrees so far, which merge as they complete."""
+    size = 1
+    while peaks and peaks[-1][0] == size:
+        size, h = size * 2, node_hash(peaks.pop()[1], h)
+    peaks.append((size, h))
+
+
+def _fold(peaks: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+    """(size, root) of the perfect subtrees, folded from the right."""
+    if not peaks:
         return 0, hashlib.sha256(b"").digest()
-    total, acc = stack[-1]
-    for size, h in reversed(stack[:-1]):
+    total, acc = peaks[-1]
+    for size, h in reversed(peaks[:-1]):
         total, acc = total + size, node_hash(h, acc)
     return total, acc
+
+
+def root_of(hashes: Iterator[bytes]) -> tuple[int, bytes]:
+    """(size, RFC 6962 root) of leaf hashes streamed in order, in O(log n) memory."""
+    peaks: list[tuple[int, bytes]] = []
+    for h in hashes:
+        _push(peaks, h)
+    return _fold(peaks)
 
 
 @dataclass
@@ -101,37 +110,73 @@ class Log:
             while n := fh.read(1):
                 yield fh.read(n[0])
 
-    def append(self, inventory: Path) -> dict:
+    def append(self, inventory: Path, *, since: str | None = None, new: list[str] | None = None) -> dict:
         """The inventory's CIDs the log does not hold yet, appended in CID
         order; the new state. New means not in the inventory last logged
-        (both are sorted: one merge); without it, not in the log at all."""
+        (both are sorted: one merge); without it, not in the log at all.
+        `new`: the sorted CIDs `inventory` adds to the inventory named `since`
+        (a delta's blocks), used when that is the inventory last logged: the
+        merge would read the whole archive twice to find them again."""
         state = self.state()
         size = state["size"]
         previous = self.folder / state["inventory"] if state.get("inventory") else None
-        if previous is not None and previous.exists():
-            new = added(inventory_cids(previous), inventory_cids(inventory))
+        if new is not None and since is not None and state.get("inventory") == since:
+            fresh: Iterator[str] = iter(new)
+        elif previous is not None and previous.exists():
+            fresh = added(inventory_cids(previous), inventory_cids(inventory))
         else:
             known = {cid_str(c) for c in self.cids()} if size else set()
-            new = (c for c in inventory_cids(inventory) if c not in known)
+            fresh = (c for c in inventory_cids(inventory) if c not in known)
+        peaks = self._peaks(state)
         with open(self.folder / CIDS, "ab") as cids, open(self.folder / HASHES, "ab") as hashes:
-            cids.truncate(self._cids_bytes(size))
+            end = self._cids_bytes(size, state)
+            cids.truncate(end)
             hashes.truncate(32 * size)
-            for text in new:
+            for text in fresh:
                 raw = parse_cid(text)
-                cids.write(bytes([len(raw)]) + raw)
-                hashes.write(leaf_hash(raw))
+                record = bytes([len(raw)]) + raw
+                cids.write(record)
+                h = leaf_hash(raw)
+                hashes.write(h)
+                _push(peaks, h)
+                end += len(record)
                 size += 1
             for fh in (cids, hashes):
                 fh.flush()
                 os.fsync(fh.fileno())
-        state = {"format": 1, "size": size, "root": self.subtree(0, size).hex(), "inventory": inventory.name}
+        root = _fold(peaks)[1].hex()
+        state = {"format": 1, "size": size, "root": root, "inventory": inventory.name, "bytes": end,
+                 "peaks": [[n, h.hex()] for n, h in peaks]}
         atomic_write_json(self.folder / STATE, state)
-        return {"size": size, "root": state["root"]}
+        return {"size": size, "root": root}
 
-    def _cids_bytes(self, size: int) -> int:
+    def _peaks(self, state: dict) -> list[tuple[int, bytes]]:
+        """The perfect subtrees of the logged leaves, from the state when it records them (checked
+        against its root), else hashed again from every leaf: appending costs the new leaves only."""
+        size = state["size"]
+        if size == 0:
+            return []
+        try:
+            peaks = [(int(n), bytes.fromhex(h)) for n, h in state["peaks"]]
+            recorded = _fold(peaks) == (size, bytes.fromhex(state["root"]))
+        except (KeyError, TypeError, ValueError):
+            recorded = False
+        hashes = self.folder / HASHES
+        if recorded and hashes.exists() and hashes.stat().st_size >= 32 * size:
+            return peaks
+        peaks = []
+        for h in self._hashes(0, size):
+            _push(peaks, h)
+        return peaks
+
+    def _cids_bytes(self, size: int, state: dict) -> int:
+        """Where the log's `size` leaves end in the CIDs file: from the state when it records it."""
         path = self.folder / CIDS
         if not path.exists():
             return 0
+        recorded = state.get("bytes")  # written after the leaves were synced; later leaves only follow it
+        if isinstance(recorded, int) and 0 <= recorded <= path.stat().st_size:
+            return recorded
         with open(path, "rb") as fh:
             for _ in range(size):
                 n = fh.read(1)

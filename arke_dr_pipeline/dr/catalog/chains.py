@@ -18,6 +18,7 @@ restore than the chain it would extend).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ...ipld.cid import parse_cid
 from ..backup.inventory import inventory_cids
 from ..verify.dagcheck import BackupInvalid
 from .freshness import newest_backup
+from .hashed import known_sha256
 from .sidecar import car_file, read_sidecar, sha256_file
 
 MAX_CHAIN = 7
@@ -49,10 +51,10 @@ class ChainPolicy:
             raise BadInput("ARKE_DELTA_MAX_CHAIN must be a whole number and ARKE_DELTA_MAX_RATIO a number") from None
 
 
-def chain_of(car: Path, *, hashed: bool = True) -> list[Path]:
+def chain_of(car: Path, *, hashed: bool = True, hash_of: Callable[[Path], str] = sha256_file) -> list[Path]:
     """The backups `car` needs, oldest (the full) first, each checked against the sha256 its delta
-    recorded (or, not `hashed`, against the size its own sidecar records: for a chain hashed moments
-    ago by the same backup)."""
+    recorded, as `hash_of` finds it (or, not `hashed`, against the size its own sidecar records: for a
+    chain hashed moments ago by the same backup)."""
     chain = [car]
     seen = {car.name}
     sidecar = read_sidecar(car) or {}
@@ -66,7 +68,7 @@ def chain_of(car: Path, *, hashed: bool = True) -> list[Path]:
             raise BackupInvalid(None, f"the chain of {car.name} loops at {name}")
         if not path.is_file():
             raise BackupInvalid(None, f"{chain[-1].name} extends {name}, which is missing from {car.parent}")
-        if hashed and sha256_file(path) != base.get("sha256"):
+        if hashed and hash_of(path) != base.get("sha256"):
             raise BackupInvalid(None, f"{name} is not the backup {chain[-1].name} extends: its sha256 differs")
         sidecar = read_sidecar(path) or {}
         if not hashed and (sidecar.get("sha256"), sidecar.get("size")) != (base.get("sha256"), path.stat().st_size):
@@ -86,7 +88,7 @@ def full_due(base: Path | None, policy: ChainPolicy) -> str | None:
     if sidecar.get("lost"):  # a full walk of the node is what notices a lost block coming back
         return f"{base.name} was taken with {len(sidecar['lost'])} block(s) missing from the node"
     try:
-        chain = chain_of(base)
+        chain = chain_of(base, hash_of=known_sha256)  # dr/catalog/hashed.py: each CAR hashed once
     except BackupInvalid as exc:
         return f"the chain of {base.name} is broken ({exc})"
     if len(chain) - 1 >= policy.max_chain:

@@ -63,24 +63,32 @@ def _rows(path):
 HEADER = "#arke-dr inventory format 1\tcid\trole\tcodec\tsize\n"
 
 
-def test_a_sound_delta_reports_the_chain_it_completes(delta):
+def test_a_sound_delta_reports_the_chain_it_completes(delta, monkeypatch):
     car, base, inventory, snapshot = delta
-    report, new_blocks = verify_delta(car, base, inventory, snapshot_cid=snapshot)
-    assert report.block_count == len(_rows(inventory)) == read_sidecar(base)["block_count"] + new_blocks
+    from arke_dr_pipeline.dr.backup import delta as module
+
+    monkeypatch.setattr(module, "_merge", None)  # the inventory is the base's bytes plus the delta's: no merge
+    report, new = verify_delta(car, base, inventory, snapshot_cid=snapshot)
+    assert report.block_count == len(_rows(inventory)) == read_sidecar(base)["block_count"] + len(new)
     assert (report.sha256, report.size) == (read_sidecar(car)["sha256"], car.stat().st_size)
     assert report.event_count == read_sidecar(car)["event_count"] == read_sidecar(base)["event_count"] + 8
 
 
-def test_a_link_to_a_block_the_base_does_not_hold_is_refused(delta):
-    car, base, _inventory, snapshot = delta
+@pytest.mark.parametrize("where", ["base", "base and inventory"])
+def test_a_link_to_a_block_the_base_does_not_hold_is_refused(delta, where):
+    """Gone from the base alone, the inventory is no longer its bytes plus the delta's (the merge
+    answers); gone from both, it still is, and the search of the base answers."""
+    car, base, inventory, snapshot = delta
     with open(car, "rb") as fh:
         linked = {c for b in CarReader(fh) for c in _links(b)}
     base_rows = base.parent / read_sidecar(base)["inventory"]
     rows = _rows(base_rows)
     gone = next(r for r in rows if parse_cid(r.split("\t")[0]) in linked)
     base_rows.write_text(HEADER + "".join(r for r in rows if r != gone))
+    if where == "base and inventory":
+        inventory.write_text(HEADER + "".join(r for r in _rows(inventory) if r != gone))
     with pytest.raises(BackupInvalid, match=f"neither in the delta nor in {base_rows.name}"):
-        verify_delta(car, base, _inventory, snapshot_cid=snapshot)
+        verify_delta(car, base, inventory, snapshot_cid=snapshot)
 
 
 def _links(block):

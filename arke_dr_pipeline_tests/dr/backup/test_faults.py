@@ -18,6 +18,7 @@ from arke_dr_pipeline.dr.backup.inventory import build_inventory
 from arke_dr_pipeline.dr.backup.loss import read_loss
 from arke_dr_pipeline.dr.backup.pins import pin_set
 from arke_dr_pipeline.dr.backup.translog import CIDS, HASHES, STATE
+from arke_dr_pipeline.dr.catalog.hashed import RECORD
 from arke_dr_pipeline.dr.restore.whole import restore
 from arke_dr_pipeline.dr.verify.car import verify_car
 from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid
@@ -92,7 +93,7 @@ def test_node_killed_mid_inventory_and_mid_export(fresh_kubo, tmp_path, monkeypa
         car = export_car(client, settings, inventory=inv.path)
     assert sorted(files(settings.backups_dir)) == sorted(
         [Path(inv.path).name, car.car_path.rsplit("/", 1)[1], car.sidecar_path.rsplit("/", 1)[1],
-         CIDS, HASHES, STATE])  # the CID log, appended with the backup
+         CIDS, HASHES, STATE, RECORD])  # the CID log, appended with the backup; the CAR's hash, recorded
     assert verify_car(car.car_path)[0].block_count == inv.block_count
 
 

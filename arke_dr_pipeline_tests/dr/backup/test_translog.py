@@ -155,3 +155,44 @@ def test_cli_prove_and_verify_proof(tmp_path):
     assert runner.invoke(main, ["verify-proof", str(tmp_path / "i.json"), "--root", old_root]).exit_code == 0
     absent = runner.invoke(main, ["prove", str(tmp_path / "arke-1-a.car"), "--cid", texts[30]])
     assert absent.exit_code == 1 and "is not among the first 12" in absent.output
+
+
+@pytest.mark.parametrize("state", ["as written", "from an older tool", "with wrong peaks"])
+def test_appends_from_the_recorded_peaks_or_from_every_leaf_give_the_same_tree(tmp_path, state):
+    """The state records where the leaves end and the tree's perfect subtrees, so an append costs
+    its new leaves; without them (or when they do not fold to the root) every leaf is read again."""
+    leaves = cids(23)
+    log = logged(tmp_path, leaves[:13])
+    saved = json.loads((tmp_path / "cid-log.state").read_text())
+    assert saved["bytes"] == (tmp_path / "cid-log.bin").stat().st_size
+    if state == "from an older tool":
+        saved = {k: v for k, v in saved.items() if k not in ("bytes", "peaks")}
+    elif state == "with wrong peaks":
+        saved["peaks"] = [[13, "00" * 32]]
+    (tmp_path / "cid-log.state").write_text(json.dumps(saved))
+    with open(tmp_path / "cid-log.bin", "ab") as fh:
+        fh.write(b"\x05junk!")  # a leaf a crash left past the state
+    inv = tmp_path / "inv-last.tsv"
+    write_inventory(inv, [cid_str(x) for x in leaves])
+    grown = log.append(inv)
+    assert bytes.fromhex(grown["root"]) == mth(leaves[:13] + sorted(leaves[13:], key=cid_str))
+    assert list(log.cids()) == leaves[:13] + sorted(leaves[13:], key=cid_str)
+
+
+def test_a_delta_names_its_new_cids_and_the_log_is_the_one_a_merge_makes(tmp_path):
+    leaves = cids(30)
+    base, grown = [cid_str(x) for x in leaves[:20]], [cid_str(x) for x in leaves]
+    merged, told = Log(tmp_path / "merged"), Log(tmp_path / "told")
+    for log in (merged, told):
+        log.folder.mkdir()
+        write_inventory(log.folder / "base.tsv", base)
+        write_inventory(log.folder / "grown.tsv", grown)
+        log.append(log.folder / "base.tsv")
+    new = sorted(grown[20:])
+    assert told.append(told.folder / "grown.tsv", since="base.tsv", new=new) == \
+        merged.append(merged.folder / "grown.tsv")
+    assert list(told.cids()) == list(merged.cids())
+    other = Log(tmp_path / "other")  # told of an inventory the log did not log last: the merge is made
+    other.folder.mkdir()
+    write_inventory(other.folder / "grown.tsv", grown)
+    assert other.append(other.folder / "grown.tsv", since="base.tsv", new=new[:1])["size"] == 30

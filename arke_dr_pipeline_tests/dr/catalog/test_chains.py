@@ -2,6 +2,7 @@
 restores as one archive, and a missing or altered link refuses the restore."""
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -88,6 +89,32 @@ def test_a_broken_link_refuses_the_restore_naming_it(chain, fault):
         assert client.files_stat("/arke") is None
 
 
+def test_choosing_a_base_hashes_each_car_once_and_reading_the_chain_hashes_every_byte(chain, monkeypatch):
+    """Restic's trade: the choice of a delta's base trusts a hash of the same file (inode, size, time)
+    taken as it was written; a rewritten CAR is hashed again, and any read of the chain as data hashes
+    all of it, so a flip that keeps the file's time is refused where it would do harm."""
+    from arke_dr_pipeline.dr.catalog import hashed
+    from arke_dr_pipeline.dr.catalog.chains import full_due
+
+    _node, _settings, cars, _ = chain
+    full, _d1, d2 = (_path(c) for c in cars)
+    hashes: list[str] = []
+    real = hashed.sha256_file
+    monkeypatch.setattr(hashed, "sha256_file", lambda p: hashes.append(p.name) or real(p))
+    assert full_due(d2, ChainPolicy()) is None and hashes == []  # recorded as each backup wrote its CAR
+    data = bytearray(full.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    before = full.stat()
+    with open(full, "r+b") as fh:  # in place, its time put back: a disk's rot, not a rewrite
+        fh.write(data)
+    os.utime(full, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert full_due(d2, ChainPolicy()) is None and hashes == []
+    with pytest.raises(BackupInvalid, match=f"{full.name} is not the backup"):
+        verify_car(d2)
+    full.write_bytes(bytes(data))  # rewritten: a new time
+    assert f"{full.name} is not the backup" in full_due(d2, ChainPolicy()) and hashes == [full.name]
+
+
 def test_a_full_when_asked_or_when_the_chain_is_long(client, settings):
     generate(client, settings, GenSpec(entities=30, seed=8, image_fraction=0.0, shape="api"))
     writer = ArchiveWriter(client, settings, seed=1)
@@ -145,8 +172,9 @@ def test_a_delta_inventory_reads_only_new_blocks_and_equals_a_full_pass(client, 
     full = build_inventory(client, settings, snap.snapshot_cid)  # the same file, by the whole walk
     assert Path(full.path).read_text() == incremental and full.block_count == inc.block_count
     assert (full.entity_count, full.event_count) == (inc.entity_count, inc.event_count)
-    assert full.blocks_by_role == {k: v for k, v in inc.blocks_by_role.items() if v} | {
-        k: 0 for k, v in full.blocks_by_role.items() if not v}
+    for totals in ("blocks_by_role", "bytes_by_role", "blocks_by_codec"):  # the base's counted from its sidecar
+        theirs, ours = getattr(full, totals), getattr(inc, totals)
+        assert {k: v for k, v in theirs.items() if v} == {k: v for k, v in ours.items() if v}, totals
 
 
 def test_a_full_asked_after_a_delta_inventory_reads_the_node_and_leaves_nothing_staged(client, settings):
