@@ -80,6 +80,13 @@ class SpillFile:
         except sqlite3.Error as exc:
             raise SpillError(f"cannot keep CIDs on disk in {self._folder}: {exc}") from None
 
+    def table_of(self, name: str, columns: str) -> str:
+        """A new table of these columns, rows kept in the order they come (no key to keep sorted)."""
+        self._tables += 1
+        table = f"{name}{self._tables}"
+        self.execute(f"CREATE TABLE {table} ({columns})")
+        return table
+
     def table(self, value: bool) -> str:
         self._tables += 1
         name = f"t{self._tables}"

@@ -6,7 +6,7 @@ import re
 import cbrrr
 import pytest
 
-from arke_dr_pipeline.arke.models import SnapshotEntry
+from arke_dr_pipeline.arke.models import Event, Manifest, SnapshotEntry
 from arke_dr_pipeline.dr.verify.dagcheck import BackupInvalid, DagCheck
 from arke_dr_pipeline.ipld.cid import DAG_CBOR, cid_str, make_cid
 
@@ -107,3 +107,92 @@ def test_links_resolved_by_sorting_give_the_verdict_of_the_lookups(monkeypatch, 
             expected = {"intact": "ok", "declared lost": "ok", "duplicate": "duplicate block",
                         "unreferenced": "block that nothing in the CAR links to"}.get(case, "block missing")
             assert looked_up[0] == expected, (case, looked_up)
+
+
+def _archive(damage: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An Arke archive as blocks (manifests chained by `prev`, one event chain, a one-block snapshot),
+    with one rule of the archive broken, every block still linked."""
+    blocks: list[tuple[bytes, bytes]] = []
+
+    def put(value: dict) -> bytes:
+        data = cbrrr.encode_dag_cbor(value)
+        cid = make_cid(DAG_CBOR, data)
+        blocks.append((cid, data))
+        return cid
+
+    versions: dict[str, list[bytes]] = {}
+    events: dict[tuple[str, int], bytes] = {}
+    head = first_manifest = None
+    damaged = False
+    rng = random.Random(5)
+    for _ in range(60):
+        pi = f"01K{rng.randrange(9):023d}"
+        chain = versions.setdefault(pi, [])
+        ver = len(chain) + 1
+        prev = chain[-1] if chain else None
+        once = not damaged and ver == 3  # one manifest broken, the first at version 3
+        if once and damage == "manifest skips a version":
+            prev = chain[0]
+        if once and damage == "manifest without prev":
+            prev = None
+        if once and damage == "manifest prev is an event":
+            prev = head
+        damaged = damaged or once
+        manifest = put(Manifest(pi=pi, ver=ver, ts="2026-12-07T00:00:00Z", prev=prev, components={},
+                                children_pi=[], note="").to_ipld())
+        first_manifest = first_manifest or manifest
+        chain.append(manifest)
+        event_prev = first_manifest if damage == "event prev is a manifest" and head is None else head
+        head = put(Event(type="update" if ver > 1 else "create", pi=pi, ver=ver, tip_cid=manifest,
+                         ts="2026-12-07T00:00:00Z", prev=event_prev).to_ipld())
+        events[pi, ver] = head
+    pis = sorted(versions)
+    entries = []
+    for i, pi in enumerate(pis):
+        ver = len(versions[pi])
+        tip, chain_cid = versions[pi][-1], events[pi, ver]
+        if damage == "tip of an older version" and i == 3 and ver > 1:
+            tip = versions[pi][-2]
+        if damage == "chain_cid of another entity" and i == 4:
+            chain_cid = events[pis[0], len(versions[pis[0]])]
+        entries.append(SnapshotEntry(pi=pis[1] if damage == "duplicate PI" and i == 2 else pi, ver=ver,
+                                     tip_cid=tip, ts="2026-12-07T00:00:00Z", chain_cid=chain_cid))
+    value = {"schema": "arke/snapshot@v2", "seq": 1, "ts": "2026-12-07T00:00:00Z", "total_count": len(entries),
+             "entries": [e.to_ipld() for e in entries],
+             "event_cid": cbrrr.CID(first_manifest if damage == "head is a manifest" else head)}
+    root = put(value)
+    return root, blocks[::-1]
+
+
+def _finished(root: bytes, blocks, sorted_refs: bool) -> tuple:
+    check = DagCheck([root], sorted_refs=sorted_refs)
+    try:
+        for cid, data in blocks:
+            check.add(cid, data)
+        report = check.finish(root)
+    except BackupInvalid as exc:
+        return "refused", exc.problem
+    return "ok", report.event_count, report.manifest_count, report.entity_count, report.block_count
+
+
+@pytest.mark.parametrize("damage", ["none", "manifest skips a version", "manifest without prev",
+                                    "manifest prev is an event", "event prev is a manifest",
+                                    "tip of an older version", "chain_cid of another entity", "duplicate PI",
+                                    "head is a manifest"])
+def test_the_archive_rules_as_joins_refuse_what_the_lookups_refuse_in_the_same_words(monkeypatch, damage):
+    """Offline, past FACT_LIMIT, the facts of manifests and events are an SQLite table and the rules
+    are joins (facts.py); walking the archive, they are looked up. Both give one verdict, worded alike."""
+    from arke_dr_pipeline.dr.plumbing import spill
+
+    root, blocks = _archive(damage)
+    verdicts = set()
+    for limit in (10**9, 5):
+        monkeypatch.setattr(spill, "FACT_LIMIT", limit)
+        for sorted_refs in (False, True):
+            verdicts.add(_finished(root, blocks, sorted_refs))
+    assert len(verdicts) == 1, verdicts
+    verdict = verdicts.pop()
+    if damage == "none":
+        assert verdict[:2] == ("ok", 60), verdict
+    else:
+        assert verdict[0] == "refused", verdict
