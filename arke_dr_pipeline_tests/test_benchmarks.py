@@ -83,3 +83,22 @@ def test_decoders_times_every_step_of_a_verified_block(tmp_path, capsys):
     steps = [k for k in result if k.endswith(("_per_block", "_per_cbor_block"))]
     assert len(steps) == 6 and all(result[k] > 0 for k in steps)
     assert json.loads(capsys.readouterr().out) == result
+
+
+def test_alternate_takes_two_checkouts_in_turns_and_stops_on_a_failed_run(tmp_path, capsys):
+    from pathlib import Path
+
+    import pytest
+
+    from benchmarks.alternate import main as alternate
+
+    here = str(Path(__file__).resolve().parent.parent)  # this checkout as its own "before"
+    out = tmp_path / "alternate.json"
+    assert alternate(["--before", here, "--rounds", "2", "--out", str(out), "--", "--help"]) == 0
+    result = json.loads(out.read_text())
+    assert [len(result["runs"][k]) for k in ("before", "after")] == [2, 2]
+    assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 0 for k in ("before", "after") for r in result["runs"][k])
+    assert result["after_over_before"] > 0
+    with pytest.raises(SystemExit, match="verify-car .* failed"):
+        alternate(["--before", here, "--rounds", "1", "--out", str(out), "--", "verify-car",
+                   str(tmp_path / "missing.car")])

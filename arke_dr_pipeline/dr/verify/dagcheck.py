@@ -4,7 +4,8 @@ One pass, any source (a CAR file, a node's blocks as they are exported):
 each block is counted by role and codec, its links are tracked until seen
 (or, for a CAR read offline, kept in sorted runs and resolved at the end:
 refs.py), and what the archive's semantics need is kept compactly (per
-manifest and per event: PI, version, prev). Memory grows with the number of
+manifest and per event: PI, version, prev; offline, appended to a table and
+checked by joins at the end: facts.py). Memory grows with the number of
 CIDs, never with the bytes, and only up to the limits of `spill.py`: past
 them, the CIDs and facts go to files on disk.
 """
