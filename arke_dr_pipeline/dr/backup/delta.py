@@ -85,7 +85,7 @@ def _read(delta: Path) -> tuple[DagCheck, str]:
 def _spliced_roles(base_rows: Path, inventory: Path, ours: list[str],
                    outside: dict[str, bytes]) -> dict[str, str] | None:
     """The base role of each outside link, when the inventory is the base's bytes with the delta's
-    rows put in (as dr/backup/increment.py writes it), else None. One comparison of the two mapped
+    rows put in (as dr/backup/increment.py writes it), else None. One comparison of the two
     files and a search per link, where a merge of their rows costs the whole archive in Python."""
     try:
         base, new = SortedInventory(base_rows), SortedInventory(inventory)

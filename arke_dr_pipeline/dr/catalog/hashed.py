@@ -39,9 +39,9 @@ def _read(folder: Path) -> dict:
 def remember(car: Path, sha256: str) -> None:
     """`sha256` is the hash of `car` as it is now (computed as it was written or read)."""
     folder = car.parent
-    record = {name: v for name, v in _read(folder).items() if (folder / name).is_file()}
-    record[car.name] = {"file": _identity(car), "sha256": sha256}
     try:
+        record = {name: v for name, v in _read(folder).items() if (folder / name).is_file()}
+        record[car.name] = {"file": _identity(car), "sha256": sha256}
         atomic_write_json(folder / RECORD, record)
     except OSError:
         pass  # a record not kept costs one more hash later, nothing else
