@@ -20,43 +20,24 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from .harness import machine
-from .measure import run_measured
-
-
-def _peak_bytes(folder: Path, stop: threading.Event, found: list[int]) -> None:
-    peak = 0
-    while not stop.wait(0.25):
-        total = 0
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                try:
-                    total += os.stat(os.path.join(root, name)).st_size
-                except OSError:
-                    pass
-        peak = max(peak, total)
-    found.append(peak)
+from .measure import DiskWatch, run_measured
 
 
 def _run(tree: Path, args: list[str]) -> dict:
     spill = Path(tempfile.mkdtemp(prefix="arke-alternate-"))
-    stop, found = threading.Event(), []
-    sampler = threading.Thread(target=_peak_bytes, args=(spill, stop, found))
-    sampler.start()
     try:
-        env = {**os.environ, "ARKE_PROGRESS": "0", "TMPDIR": str(spill)}
-        result = run_measured([sys.executable, "-m", "arke_dr_pipeline.cli", *args], env, cwd=str(tree))
+        with DiskWatch(spill) as disk:
+            env = {**os.environ, "ARKE_PROGRESS": "0", "TMPDIR": str(spill)}
+            result = run_measured([sys.executable, "-m", "arke_dr_pipeline.cli", *args], env, cwd=str(tree))
     finally:
-        stop.set()
-        sampler.join()
         shutil.rmtree(spill, ignore_errors=True)
     if result["returncode"] != 0:
         raise SystemExit(f"{tree}: arke-dr {' '.join(args)} failed: {result['stderr'][-300:]}")
     return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"],
-            "peak_tmpdir_mb": round(found[0] / 1e6, 1)}
+            "peak_tmpdir_mb": round(disk.peak / 1e6, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

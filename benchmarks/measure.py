@@ -7,6 +7,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+from arke_dr_pipeline.dr.catalog.budget import folder_bytes
 
 
 def run_measured(argv: list[str], env: dict | None = None, timeout: float = 7200, cwd: str | None = None) -> dict:
@@ -91,3 +94,26 @@ class RssWatch:
     def __exit__(self, *_):
         self._stop.set()
         self._thread.join(2)
+
+
+class DiskWatch:
+    """Peak bytes under some folders, sampled while an operation runs."""
+
+    def __init__(self, *folders: Path):
+        self.folders, self.peak = folders, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(folder_bytes(f) for f in self.folders if f.exists()))
+            time.sleep(0.25)
+
+    def __enter__(self) -> DiskWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join(5)
+        self.peak = max(self.peak, sum(folder_bytes(f) for f in self.folders if f.exists()))

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,30 +27,7 @@ from arke_dr_pipeline.kubo.daemon import KuboDaemon
 from arke_dr_pipeline.simulate.testdata import GenSpec, generate
 
 from .harness import _env, _ok, machine
-from .measure import RssWatch, arke_dr, run_measured
-
-
-class DiskWatch:
-    """Peak bytes under some folders, sampled while an operation runs."""
-
-    def __init__(self, *folders: Path):
-        self.folders, self.peak = folders, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, sum(folder_bytes(f) for f in self.folders if f.exists()))
-            time.sleep(0.25)
-
-    def __enter__(self) -> DiskWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_):
-        self._stop.set()
-        self._thread.join(5)
-        self.peak = max(self.peak, sum(folder_bytes(f) for f in self.folders if f.exists()))
+from .measure import DiskWatch, RssWatch, arke_dr, run_measured
 
 
 def _op(name: str, argv: list[str], env: dict, watch: tuple[Path, ...], kubo_pid: int) -> dict:

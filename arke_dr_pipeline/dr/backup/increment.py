@@ -42,7 +42,7 @@ from .inventory import (
     inventory_path,
     preserve_named,
 )
-from .known import KnownBlocks, SortedInventory, splice
+from .known import KnownBlocks, splice
 from .loss import write_loss
 from .traverse import checked_stream
 
@@ -82,9 +82,12 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         event_count = check_extends(check, root, base_sidecar)
         lost = check.lost_report()
         sink.close()
+    except BaseException:
+        known.close()
+        raise
     finally:
         sink.abort()
-        known.close()
+    base_index = known.base  # the base's rows, indexed once: the walk's lookups, then the splice
     del known, check
     rows.sort()
     path = inventory_path(settings, seq, snapshot_cid)
@@ -92,17 +95,15 @@ def build_increment(client: KuboClient, settings: Settings, snapshot_cid: str, b
         atomic_write_json(base_marker(staged), {"base": base.name, "snapshot_cid": snapshot_cid})
         preserve_named(settings, path, lost)
         write_loss(path, lost)
-        base_index = SortedInventory(base_rows)
-        try:
-            with atomic_file(path) as out:
-                out.write(INVENTORY_HEADER.encode() + b"\n")
-                splice(base_index, rows, out)
-        finally:
-            base_index.close()
+        with atomic_file(path) as out:
+            out.write(INVENTORY_HEADER.encode() + b"\n")
+            splice(base_index, rows, out)
     except BaseException:
         staged.unlink(missing_ok=True)  # nothing staged stays behind
         base_marker(staged).unlink(missing_ok=True)
         raise
+    finally:
+        base_index.close()
     roles, sizes, codecs = _totals(base_sidecar, rows)
     prev = _previous_inventory(settings, seq)
     added, removed = (len(rows), 0) if prev == base_rows else _diff(prev, path)
