@@ -171,6 +171,13 @@ class CarReader:
             raise CarError("malformed CAR header: roots is not a list of CIDs")
         if not roots:
             raise CarError("CAR header has no roots")
+        for i, root in enumerate(roots):
+            try:
+                whole = split_cid(root)[0] == len(root)
+            except (CIDError, IndexError) as exc:
+                raise CarError(f"malformed CAR header: root {i} is not a CID ({exc or 'empty'})") from None
+            if not whole:  # Kubo's reader (go-cid's Cast) refuses it too
+                raise CarError(f"malformed CAR header: root {i} is not a CID (trailing bytes)")
         return roots
 
     def _enter_v2(self) -> list[bytes]:

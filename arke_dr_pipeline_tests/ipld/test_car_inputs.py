@@ -79,6 +79,13 @@ def test_bad_headers(tmp_path, data, match):
     check(tmp_path, data, match)
 
 
+@pytest.mark.parametrize("root", [ROOT[:-1], ROOT + b"\x00", ROOT[:4] + b"\x21" + ROOT[5:], b""],
+                         ids=["short digest", "trailing byte", "length past the end", "empty"])
+def test_a_root_that_is_not_one_cid_is_refused_as_the_header(tmp_path, root):
+    """Found by the fuzzing: such a root was an internal error at the end of the verification."""
+    check(tmp_path, car_bytes(roots=[ROOT, root]), "malformed CAR header: root 1 is not a CID")
+
+
 def test_root_not_in_file(tmp_path):
     other = make_cid(RAW, b"elsewhere")
     check(tmp_path, car_bytes(roots=[other]), f"{cid_str(other)}: block missing")
