@@ -174,8 +174,8 @@ class CarReader:
         for i, root in enumerate(roots):
             try:
                 whole = split_cid(root)[0] == len(root)
-            except (CIDError, IndexError) as exc:
-                raise CarError(f"malformed CAR header: root {i} is not a CID ({exc or 'empty'})") from None
+            except CIDError as exc:
+                raise CarError(f"malformed CAR header: root {i} is not a CID ({exc})") from None
             if not whole:  # Kubo's reader (go-cid's Cast) refuses it too
                 raise CarError(f"malformed CAR header: root {i} is not a CID (trailing bytes)")
         return roots
