@@ -107,7 +107,7 @@ def test_exit_codes_follow_the_readmes_table():
         [2, 3, 4, 5, 5, 6, 7, 1, 1]
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme.split("### Exit codes", 1)[1], re.M))
-    assert set(table) == {"0", "1", "2", "3", "4", "5", "6", "7", "8", "130"}
+    assert set(table) == {"0", "1", "2", "3", "4", "5", "6", "7", "8", "130", "143"}
     assert "unreachable" in table["4"] and "backup invalid" in table["5"] and "offsite" in table["7"]
 
 

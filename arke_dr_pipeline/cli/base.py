@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 from dataclasses import replace
 from functools import wraps
 
@@ -60,10 +62,21 @@ def _emit(doc: dict, text: str | None = None) -> None:
 
 # Exit codes by class, for scripts (README: "Exit codes"): 1 any other failure, 2 bad input,
 # 3 another operation holds the archive, 4 node unreachable, 5 backup invalid, 6 restore
-# refused, 7 offsite error, 8 backup made without blocks the node lost, 130 interrupted.
+# refused, 7 offsite error, 8 backup made without blocks the node lost, 130 interrupted,
+# 143 terminated.
 EXIT_CODES = (("BadInput", 2), ("PathRefused", 2), ("LockBusy", 3), ("KuboUnreachable", 4),
               ("BackupInvalid", 5), ("NewerFormat", 5), ("RestoreRefused", 6), ("OffsiteError", 7),
               ("LossRefused", 2))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`docker stop`, systemd, `kill`), raised where the operation is, as Ctrl-C is:
+    the default action ended the process on the spot, and a full backup stopped that way
+    left its staged CAR (4 GB at 10x) until the next backup, and its temporary files."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def exit_code(exc: BaseException) -> int:
@@ -84,6 +97,8 @@ def operation(fn):
             _fail(str(exc), exit_code(exc), exc)
         except OSError as exc:  # a local file: disk full, permissions; the path is in the message
             _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1, exc)
+        except Terminated:
+            _fail("terminated", 143)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -151,6 +166,8 @@ class SeedNames(click.Group):
 def main(ctx, api: str | None, timeout: float | None, transport: str | None, as_json: bool):
     """Disaster recovery for the Arke IPFS archive."""
     release_big_buffers()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     ctx.obj = type("Early", (), {"json": as_json, "emitted": False})()
     if timeout is not None and not seconds_ok(timeout):
         _fail("--timeout must be a positive number of seconds", 2)

@@ -166,3 +166,38 @@ def test_a_node_paused_during_the_chain_walk_fails_within_the_rpc_timeout(fresh_
             build_snapshot(client, settings)
     finally:
         os.kill(fresh_kubo.proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.timeout(240)
+def test_a_terminated_export_removes_its_staged_car_and_a_backup_runs_after_it(fresh_kubo, tmp_path):
+    """SIGTERM (`docker stop`) in the middle of a full backup's walk, the node paused so it is there."""
+    import time
+
+    settings = make_settings(fresh_kubo.api_url, tmp_path)
+    with KuboClient(fresh_kubo.api_url) as client:
+        generate(client, settings, GenSpec(entities=300, events=3000, seed=6, image_fraction=0.0, shape="api"))
+        build_snapshot(client, settings)
+    env = {**os.environ, "IPFS_API_URL": settings.api_url, "SNAPSHOTS_DIR": str(settings.snapshots_dir),
+           "BACKUPS_DIR": str(settings.backups_dir), "INDEX_POINTER_PATH": settings.index_pointer_path,
+           "ARKE_PROGRESS": "0"}
+    command = [sys.executable, "-m", "arke_dr_pipeline.cli", "export-car", "--full"]
+    cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staged: list[Path] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not staged and cli.poll() is None and time.monotonic() < deadline:
+            staged = list(settings.backups_dir.glob(".arke-*")) if settings.backups_dir.exists() else []
+            time.sleep(0.002)
+        assert staged, "the export ended before its staged CAR was seen"
+        os.kill(fresh_kubo.proc.pid, signal.SIGSTOP)
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=60)
+    finally:
+        os.kill(fresh_kubo.proc.pid, signal.SIGCONT)
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 143 and "arke-dr: error: terminated" in err, err
+    assert not list(settings.backups_dir.glob(".arke-*")) and not list(settings.backups_dir.glob("*.car"))
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert len(list(settings.backups_dir.glob("arke-*.car"))) == 1
